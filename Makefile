@@ -1,0 +1,106 @@
+# nodee: `make run` and `make test` work on a fresh Debian 12 machine; both
+# install what is missing first (target deps).
+
+VERSION	:= 0.1.0
+CC	?= cc
+PKGS	:= libulfius libmicrohttpd jansson gnutls sqlite3
+DEB_PKGS := build-essential pkg-config libulfius-dev libmicrohttpd-dev \
+	libjansson-dev libcurl4-gnutls-dev libgnutls28-dev libsqlite3-dev \
+	libcmocka-dev sqlite3 curl nodejs cppcheck clang-tidy
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
+	-DNODEE_VERSION='"$(VERSION)"' -Isrc -Ibuild/gen $(PKG_CFLAGS)
+LDLIBS	+= $(PKG_LIBS) -lpthread
+
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+
+MODULES	:= log config auth prefix store machine http api embed
+SQL	:= $(sort $(wildcard sql/*.sql))
+ASSETS	:= $(sort $(wildcard assets/*))
+UNIT	:= config store auth http prefix
+
+OBJS	 = $(MODULES:%=build/%.o) build/gen/embedded.o
+SAN_OBJS = $(MODULES:%=build/san/%.o) build/san/embedded.o
+
+.PHONY: all run test test-unit test-integration test-asan lint clean deps \
+	format
+
+all: nodee
+
+nodee: $(OBJS) build/main.o
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/%.o: src/%.c src/*.h | build/gen/embedded.c
+	@mkdir -p build
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+build/gen/embedded.c: $(SQL) $(ASSETS) tools/embed.sh
+	@mkdir -p build/gen
+	sh tools/embed.sh $@ $(SQL) $(ASSETS)
+
+build/gen/embedded.o: build/gen/embedded.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The same objects under AddressSanitizer and UndefinedBehaviorSanitizer.
+build/san/%.o: src/%.c src/*.h | build/gen/embedded.c
+	@mkdir -p build/san
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+build/san/embedded.o: build/gen/embedded.c
+	@mkdir -p build/san
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+build/san/nodee: $(SAN_OBJS) build/san/main.o
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+build/san/test_%: tests/unit/test_%.c $(SAN_OBJS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+build/test_%: tests/unit/test_%.c $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# Installs missing Debian packages; quiet and quick when all are present.
+deps:
+	@sh tools/deps.sh $(DEB_PKGS)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./nodee daemon --config conf/nodee.conf --prefix ./var \
+		--listen 127.0.0.1:8080 --show-login
+
+export ASAN_OPTIONS := detect_leaks=1:abort_on_error=0:exitcode=86
+export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS := suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
+
+test: deps
+	@$(MAKE) --no-print-directory all test-unit test-integration test-asan
+
+test-unit: $(UNIT:%=build/test_%)
+	@set -e; for t in $^; do echo "== $$t"; ./$$t; done
+
+test-integration: nodee
+	NODEE_BIN=$(CURDIR)/nodee node --test tests/integration/
+
+# Unit and integration tests again with the sanitized build; a leak, an
+# overflow or undefined behaviour makes the daemon exit non-zero, which
+# the integration tests check on every stop.
+test-asan: build/san/nodee $(UNIT:%=build/san/test_%)
+	@set -e; for t in $(UNIT:%=build/san/test_%); do echo "== $$t"; ./$$t; done
+	NODEE_BIN=$(CURDIR)/build/san/nodee NODEE_SANITIZED=1 \
+		node --test tests/integration/
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+		--inline-suppr --suppress=missingIncludeSystem -Isrc src
+	clang-tidy --quiet src/*.c -- $(CFLAGS) 2>/dev/null
+
+format:
+	clang-format -i src/*.c src/*.h tests/unit/*.c
+
+clean:
+	rm -rf build nodee

@@ -1,0 +1,420 @@
+/*
+ * config: the table of keys, their parsers and the three sources (file,
+ * environment, flags).  The table is the single list of keys: the file
+ * parser, the environment loader and the README all follow it.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "config.h"
+
+enum config_type {
+	CT_STRING,
+	CT_BOOL,
+	CT_SIZE,
+	CT_UINT,
+	CT_LEVEL,
+	CT_LISTEN,
+	CT_LABEL,	/* cell: [a-z0-9-] */
+	CT_NAME,	/* instance: host-name characters */
+};
+
+struct config_key {
+	const char		*name;
+	enum config_type	 type;
+	size_t			 offset;
+	size_t			 size;
+	unsigned long long	 min, max;
+};
+
+#define F(field)	offsetof(struct config, field), \
+			    sizeof(((struct config *)0)->field)
+
+static const struct config_key config_keys[] = {
+	{ "prefix",		CT_STRING,	F(prefix), 0, 0 },
+	{ "listen",		CT_LISTEN,	F(listen), 0, 0 },
+	{ "log_level",		CT_LEVEL,	F(log_level), 0, 0 },
+	{ "tls_cert",		CT_STRING,	F(tls_cert), 0, 0 },
+	{ "tls_key",		CT_STRING,	F(tls_key), 0, 0 },
+	{ "insecure_listen",	CT_BOOL,	F(insecure_listen), 0, 0 },
+	{ "allowed_hosts",	CT_STRING,	F(allowed_hosts), 0, 0 },
+	{ "max_body",		CT_SIZE,	F(max_body), 64, 1ULL << 30 },
+	{ "http_threads",	CT_UINT,	F(http_threads), 1, 256 },
+	{ "cell",		CT_LABEL,	F(cell), 0, 0 },
+	{ "instance",		CT_NAME,	F(instance), 0, 0 },
+};
+
+#undef F
+
+static const struct config_key	*config_find(const char *);
+static int	config_parse_listen(struct config *, const char *, char *,
+		    size_t);
+static int	config_parse_size(const char *, unsigned long long *);
+static int	config_valid_label(const char *, int);
+static char	*config_trim(char *);
+
+void
+config_defaults(struct config *cf)
+{
+	char	err[128];
+
+	memset(cf, 0, sizeof(*cf));
+	snprintf(cf->prefix, sizeof(cf->prefix), "/var/lib/nodee");
+	(void)config_parse_listen(cf, "127.0.0.1:8080", err, sizeof(err));
+	cf->log_level = LOG_LVL_INFO;
+	cf->max_body = 1024 * 1024;
+	cf->http_threads = 4;
+	snprintf(cf->cell, sizeof(cf->cell), "cell");
+	if (gethostname(cf->instance, sizeof(cf->instance)) != 0 ||
+	    config_valid_label(cf->instance, 0) != 0)
+		snprintf(cf->instance, sizeof(cf->instance), "localhost");
+}
+
+/*
+ * Sets one key from its text.  On error returns -1 with err saying what is
+ * wrong with the value; the caller adds where the value came from.
+ */
+int
+config_set(struct config *cf, const char *key, const char *value, char *err,
+    size_t errlen)
+{
+	const struct config_key	*k;
+	char			*field, *end;
+	unsigned long long	 n;
+	enum log_level		 lvl;
+
+	if ((k = config_find(key)) == NULL) {
+		snprintf(err, errlen, "unknown key '%s'", key);
+		return -1;
+	}
+	field = (char *)cf + k->offset;
+	switch (k->type) {
+	case CT_STRING:
+		if (strlen(value) >= k->size) {
+			snprintf(err, errlen, "key '%s': value longer than %zu "
+			    "bytes", key, k->size - 1);
+			return -1;
+		}
+		snprintf(field, k->size, "%s", value);
+		return 0;
+	case CT_BOOL:
+		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
+		    strcmp(value, "1") == 0)
+			*(int *)field = 1;
+		else if (strcmp(value, "no") == 0 ||
+		    strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+			*(int *)field = 0;
+		else {
+			snprintf(err, errlen, "key '%s': '%s' is not yes or no",
+			    key, value);
+			return -1;
+		}
+		return 0;
+	case CT_SIZE:
+		if (config_parse_size(value, &n) != 0 || n < k->min ||
+		    n > k->max) {
+			snprintf(err, errlen, "key '%s': '%s' is not a size "
+			    "between %llu and %llu bytes (suffixes K, M, G)",
+			    key, value, k->min, k->max);
+			return -1;
+		}
+		*(size_t *)field = (size_t)n;
+		return 0;
+	case CT_UINT:
+		errno = 0;
+		n = strtoull(value, &end, 10);
+		if (errno != 0 || end == value || *end != '\0' ||
+		    value[0] == '-' || n < k->min || n > k->max) {
+			snprintf(err, errlen, "key '%s': '%s' is not a number "
+			    "between %llu and %llu", key, value, k->min, k->max);
+			return -1;
+		}
+		*(unsigned *)field = (unsigned)n;
+		return 0;
+	case CT_LEVEL:
+		if (log_level_parse(value, &lvl) != 0) {
+			snprintf(err, errlen, "key '%s': '%s' is not one of "
+			    "error, warn, info, debug", key, value);
+			return -1;
+		}
+		*(enum log_level *)field = lvl;
+		return 0;
+	case CT_LISTEN:
+		return config_parse_listen(cf, value, err, errlen);
+	case CT_LABEL:
+	case CT_NAME:
+		if (config_valid_label(value, k->type == CT_LABEL) != 0) {
+			snprintf(err, errlen, "key '%s': '%s' must be 1 to 63 "
+			    "characters of %s", key, value,
+			    k->type == CT_LABEL ? "a-z, 0-9 and '-'" :
+			    "letters, digits, '.', '_' and '-', not starting "
+			    "with '.'");
+			return -1;
+		}
+		snprintf(field, k->size, "%s", value);
+		return 0;
+	}
+	snprintf(err, errlen, "key '%s': internal error", key);
+	return -1;
+}
+
+int
+config_load_file(struct config *cf, const char *path, char *err,
+    size_t errlen)
+{
+	FILE	*fp;
+	char	 line[4096], msg[512], *key, *value, *eq;
+	int	 lineno = 0;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: cannot open configuration: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(fp)) {
+			snprintf(err, errlen, "%s:%d: line longer than %zu "
+			    "bytes", path, lineno, sizeof(line) - 2);
+			fclose(fp);
+			return -1;
+		}
+		key = config_trim(line);
+		if (*key == '#' || *key == '\0')
+			continue;
+		if ((eq = strchr(key, '=')) == NULL) {
+			snprintf(err, errlen, "%s:%d: expected 'key = value', "
+			    "got '%s'", path, lineno, key);
+			fclose(fp);
+			return -1;
+		}
+		*eq = '\0';
+		key = config_trim(key);
+		value = config_trim(eq + 1);
+		if (config_set(cf, key, value, msg, sizeof(msg)) != 0) {
+			snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
+			fclose(fp);
+			return -1;
+		}
+	}
+	fclose(fp);
+	return 0;
+}
+
+/* NODEE_ plus the key in upper case, '.' and '-' turned into '_'. */
+void
+config_env_name(const char *key, char *out, size_t outlen)
+{
+	size_t	i, n;
+
+	n = (size_t)snprintf(out, outlen, "NODEE_");
+	for (i = 0; key[i] != '\0' && n + 1 < outlen; i++, n++) {
+		if (key[i] == '.' || key[i] == '-')
+			out[n] = '_';
+		else
+			out[n] = (char)toupper((unsigned char)key[i]);
+	}
+	out[n] = '\0';
+}
+
+int
+config_load_env(struct config *cf, char *const *envp, char *err,
+    size_t errlen)
+{
+	char	 name[128], msg[512];
+	size_t	 i, j, len;
+
+	for (i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++) {
+		config_env_name(config_keys[i].name, name, sizeof(name));
+		len = strlen(name);
+		for (j = 0; envp[j] != NULL; j++) {
+			if (strncmp(envp[j], name, len) != 0 ||
+			    envp[j][len] != '=')
+				continue;
+			if (config_set(cf, config_keys[i].name,
+			    envp[j] + len + 1, msg, sizeof(msg)) != 0) {
+				snprintf(err, errlen, "environment %s: %s",
+				    name, msg);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+/*
+ * Checks that concern several keys, after all sources are applied: TLS
+ * needs both files, and a listener that other machines can reach needs TLS
+ * unless the operator said explicitly that plain HTTP is fine.
+ */
+int
+config_check(const struct config *cf, char *err, size_t errlen)
+{
+	if ((cf->tls_cert[0] == '\0') != (cf->tls_key[0] == '\0')) {
+		snprintf(err, errlen, "tls_cert and tls_key must be set "
+		    "together");
+		return -1;
+	}
+	if (cf->prefix[0] == '\0') {
+		snprintf(err, errlen, "prefix must not be empty");
+		return -1;
+	}
+	if (!config_listen_is_loopback(cf) && cf->tls_cert[0] == '\0' &&
+	    !cf->insecure_listen) {
+		snprintf(err, errlen, "listen address %s is not loopback and no "
+		    "TLS is configured: set tls_cert and tls_key, or set "
+		    "insecure_listen = yes to serve plain HTTP anyway",
+		    cf->listen);
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_listen_is_loopback(const struct config *cf)
+{
+	struct in_addr	 a4;
+	struct in6_addr	 a6;
+
+	if (strcmp(cf->listen_host, "localhost") == 0)
+		return 1;
+	if (cf->listen_ipv6)
+		return inet_pton(AF_INET6, cf->listen_host, &a6) == 1 &&
+		    IN6_IS_ADDR_LOOPBACK(&a6);
+	if (inet_pton(AF_INET, cf->listen_host, &a4) != 1)
+		return 0;
+	return (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+static const struct config_key *
+config_find(const char *key)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++)
+		if (strcmp(config_keys[i].name, key) == 0)
+			return &config_keys[i];
+	return NULL;
+}
+
+/* ADDR:PORT with ADDR an IPv4 literal, "localhost" or [IPv6]. */
+static int
+config_parse_listen(struct config *cf, const char *value, char *err,
+    size_t errlen)
+{
+	char		 host[64], *end;
+	const char	*colon, *hs;
+	size_t		 hl;
+	unsigned long	 port;
+	struct in_addr	 a4;
+	struct in6_addr	 a6;
+	int		 v6 = 0;
+
+	if (value[0] == '[') {
+		if ((colon = strstr(value, "]:")) == NULL)
+			goto bad;
+		hs = value + 1;
+		hl = (size_t)(colon - hs);
+		colon++;
+		v6 = 1;
+	} else {
+		if ((colon = strrchr(value, ':')) == NULL)
+			goto bad;
+		hs = value;
+		hl = (size_t)(colon - value);
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		goto bad;
+	memcpy(host, hs, hl);
+	host[hl] = '\0';
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno != 0 || end == colon + 1 || *end != '\0' || port == 0 ||
+	    port > 65535)
+		goto bad;
+	if (v6 ? inet_pton(AF_INET6, host, &a6) != 1 :
+	    (strcmp(host, "localhost") != 0 &&
+	    inet_pton(AF_INET, host, &a4) != 1))
+		goto bad;
+	if (strlen(value) >= sizeof(cf->listen))
+		goto bad;
+	snprintf(cf->listen, sizeof(cf->listen), "%s", value);
+	snprintf(cf->listen_host, sizeof(cf->listen_host), "%s", host);
+	cf->listen_port = (unsigned)port;
+	cf->listen_ipv6 = v6;
+	return 0;
+bad:
+	snprintf(err, errlen, "key 'listen': '%s' is not ADDR:PORT (an IPv4 "
+	    "address, localhost or [IPv6], and a port 1-65535)", value);
+	return -1;
+}
+
+static int
+config_parse_size(const char *s, unsigned long long *out)
+{
+	char			*end;
+	unsigned long long	 n, mul = 1;
+
+	if (!isdigit((unsigned char)s[0]))
+		return -1;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	if (strcasecmp(end, "k") == 0 || strcasecmp(end, "kib") == 0)
+		mul = 1024ULL;
+	else if (strcasecmp(end, "m") == 0 || strcasecmp(end, "mib") == 0)
+		mul = 1024ULL * 1024;
+	else if (strcasecmp(end, "g") == 0 || strcasecmp(end, "gib") == 0)
+		mul = 1024ULL * 1024 * 1024;
+	else if (*end != '\0')
+		return -1;
+	if (n > (unsigned long long)-1 / mul)
+		return -1;
+	*out = n * mul;
+	return 0;
+}
+
+/*
+ * A cell is a coordinate label: [a-z0-9-].  An instance name is a host
+ * name (EC2 instance names included): letters, digits, '.', '_', '-'.
+ */
+static int
+config_valid_label(const char *s, int strict)
+{
+	size_t	i, n = strlen(s);
+
+	if (n == 0 || n > 63 || s[0] == '.')
+		return -1;
+	for (i = 0; i < n; i++) {
+		unsigned char	c = (unsigned char)s[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-')
+			continue;
+		if (!strict && ((c >= 'A' && c <= 'Z') || c == '.' ||
+		    c == '_'))
+			continue;
+		return -1;
+	}
+	return 0;
+}
+
+static char *
+config_trim(char *s)
+{
+	char	*e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}

@@ -1,0 +1,45 @@
+/*
+ * config: nodee's settings.  Defaults, then conf/nodee.conf ("key = value",
+ * "#" comments), then NODEE_* environment variables, then command-line
+ * flags; the last one wins.  Every value is validated when it is set, so a
+ * bad value is reported with where it came from (file and line, variable or
+ * flag) and the daemon never starts with it.
+ */
+#ifndef NODEE_CONFIG_H
+#define NODEE_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#include "log.h"
+
+#define CONFIG_LABEL_MAX	64
+#define CONFIG_HOSTS_MAX	512
+
+struct config {
+	char		prefix[PATH_MAX];
+	char		listen[128];
+	char		listen_host[64];	/* from listen, no brackets */
+	unsigned	listen_port;
+	int		listen_ipv6;
+	enum log_level	log_level;
+	char		tls_cert[PATH_MAX];
+	char		tls_key[PATH_MAX];
+	int		insecure_listen;
+	char		allowed_hosts[CONFIG_HOSTS_MAX];
+	size_t		max_body;
+	unsigned	http_threads;
+	char		cell[CONFIG_LABEL_MAX];
+	char		instance[CONFIG_LABEL_MAX];
+};
+
+void	config_defaults(struct config *);
+int	config_set(struct config *, const char *, const char *, char *,
+	    size_t);
+int	config_load_file(struct config *, const char *, char *, size_t);
+int	config_load_env(struct config *, char *const *, char *, size_t);
+int	config_check(const struct config *, char *, size_t);
+void	config_env_name(const char *, char *, size_t);
+int	config_listen_is_loopback(const struct config *);
+
+#endif

@@ -1,0 +1,575 @@
+/*
+ * http: starts and stops the server, and dispatches every request.
+ *
+ * Ulfius gets one catch-all endpoint; nodee routes by itself from the table
+ * api.c gives it.  That way the checks below run in one fixed order for
+ * every path, and a path that exists with another method is told apart
+ * (405 with Allow) from one that does not exist (404):
+ *
+ *   Host allowed? (403) -> login via ?token= -> /api/ authenticated? (401)
+ *   -> Origin same as Host on a state-changing request? (403)
+ *   -> body within max_body? (413) -> body JSON? (415) -> parses? (400)
+ *   -> route (404, 405) -> handler
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "auth.h"
+#include "http.h"
+#include "log.h"
+
+#define HTTP_TIMEOUT_S	30
+
+static struct _u_instance	 http_inst;
+static const struct config	*http_cf;
+static const struct http_route	*http_routes;
+static void			*http_arg;
+static char			 http_token[AUTH_TOKEN_LEN + 1];
+static char			 http_session[AUTH_TOKEN_LEN + 1];
+static char			*http_tls_key, *http_tls_cert;
+static atomic_int		 http_inflight;
+static int			 http_running;
+
+static int	http_dispatch(const struct _u_request *, struct _u_response *,
+		    void *);
+static void	http_handle(struct http_req *);
+static int	http_authenticated(const struct http_req *);
+static void	http_login(struct http_req *, const char *);
+static int	http_read_body(struct http_req *);
+static void	http_route(struct http_req *);
+static int	http_state_changing(const char *);
+static const char	*http_reason(int);
+static char	*http_read_file(const char *, char *, size_t);
+static void	http_mhd_log(void *, const char *, va_list);
+
+/*
+ * Starts serving on cf->listen.  token is the API token; routes and arg
+ * are kept (not copied) until http_stop.
+ */
+int
+http_start(const struct config *cf, const char *token,
+    const struct http_route *routes, void *arg, char *err, size_t errlen)
+{
+	static struct sockaddr_in	 sin;
+	static struct sockaddr_in6	 sin6;
+	struct MHD_OptionItem		 ops[10];
+	unsigned			 flags;
+	int				 n = 0, rc;
+
+	http_cf = cf;
+	http_routes = routes;
+	http_arg = arg;
+	snprintf(http_token, sizeof(http_token), "%s", token);
+	auth_session_value(token, http_session, sizeof(http_session));
+
+	if (cf->tls_cert[0] != '\0') {
+		if ((http_tls_cert = http_read_file(cf->tls_cert, err,
+		    errlen)) == NULL ||
+		    (http_tls_key = http_read_file(cf->tls_key, err,
+		    errlen)) == NULL)
+			return -1;
+	}
+
+	memset(&sin, 0, sizeof(sin));
+	memset(&sin6, 0, sizeof(sin6));
+	if (cf->listen_ipv6) {
+		sin6.sin6_family = AF_INET6;
+		sin6.sin6_port = htons((uint16_t)cf->listen_port);
+		inet_pton(AF_INET6, cf->listen_host, &sin6.sin6_addr);
+		rc = ulfius_init_instance_ipv6(&http_inst, cf->listen_port,
+		    &sin6, U_USE_IPV6, NULL);
+	} else {
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)cf->listen_port);
+		if (strcmp(cf->listen_host, "localhost") == 0)
+			sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		else
+			inet_pton(AF_INET, cf->listen_host, &sin.sin_addr);
+		rc = ulfius_init_instance(&http_inst, cf->listen_port, &sin,
+		    NULL);
+	}
+	if (rc != U_OK) {
+		snprintf(err, errlen, "cannot initialise the HTTP server");
+		return -1;
+	}
+	/*
+	 * One more byte than the limit: Ulfius truncates instead of
+	 * refusing, so a body that reaches limit + 1 bytes was too long.
+	 */
+	http_inst.max_post_body_size = cf->max_body + 1;
+	http_inst.allowed_post_processor = U_POST_PROCESS_NONE;
+	http_inst.check_utf8 = 0;
+	ulfius_add_endpoint_by_val(&http_inst, "*", NULL, "*", 0,
+	    http_dispatch, NULL);
+	ulfius_set_default_endpoint(&http_inst, http_dispatch, NULL);
+
+	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER,
+	    (intptr_t)http_mhd_log, NULL };
+	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
+	    (intptr_t)mhd_request_completed, NULL };
+	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_URI_LOG_CALLBACK,
+	    (intptr_t)ulfius_uri_logger, NULL };
+	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0,
+	    cf->listen_ipv6 ? (void *)&sin6 : (void *)&sin };
+	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
+	    cf->http_threads, NULL };
+	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
+	    HTTP_TIMEOUT_S, NULL };
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    MHD_ALLOW_UPGRADE | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	if (cf->listen_ipv6)
+		flags |= MHD_USE_IPv6;
+	if (http_tls_cert != NULL) {
+		flags |= MHD_USE_TLS;
+		ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY,
+		    0, http_tls_key };
+		ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT,
+		    0, http_tls_cert };
+	}
+	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+
+	if (ulfius_start_framework_with_mhd_options(&http_inst, flags,
+	    ops) != U_OK) {
+		snprintf(err, errlen, "cannot listen on %s: %s (is another "
+		    "server using the port?)", cf->listen,
+		    errno ? strerror(errno) : "see the log above");
+		ulfius_clean_instance(&http_inst);
+		return -1;
+	}
+	http_running = 1;
+	log_info("http", "listening on %s://%s", http_tls_cert ? "https" :
+	    "http", cf->listen);
+	return 0;
+}
+
+/*
+ * Stops accepting connections at once, lets requests in flight finish
+ * (for at most grace_s seconds), then stops the server.
+ */
+void
+http_stop(unsigned grace_s)
+{
+	struct timespec	ts = { 0, 20 * 1000 * 1000 };
+	unsigned	waited_ms = 0;
+	MHD_socket	fd;
+
+	if (!http_running)
+		return;
+	fd = MHD_quiesce_daemon(http_inst.mhd_daemon);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+	while (atomic_load(&http_inflight) > 0 && waited_ms < grace_s * 1000) {
+		nanosleep(&ts, NULL);
+		waited_ms += 20;
+	}
+	if (atomic_load(&http_inflight) > 0)
+		log_warn("http", "%d requests still running after %u s; "
+		    "stopping anyway", atomic_load(&http_inflight), grace_s);
+	ulfius_stop_framework(&http_inst);
+	ulfius_clean_instance(&http_inst);
+	http_running = 0;
+	free(http_tls_key);
+	free(http_tls_cert);
+	http_tls_key = http_tls_cert = NULL;
+	log_info("http", "stopped");
+}
+
+/* Sends body as JSON with the given status; takes ownership of body. */
+void
+http_json(struct http_req *r, int status, json_t *body)
+{
+	char	*text;
+
+	text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (text == NULL) {
+		http_problem(r, 500, "cannot encode the answer as JSON");
+		return;
+	}
+	http_body(r, status, "application/json", text, strlen(text));
+	free(text);
+}
+
+/* An RFC 9457 problem answer: title from the status, detail as given. */
+void
+http_problem(struct http_req *r, int status, const char *fmt, ...)
+{
+	char	 detail[1024], *text;
+	json_t	*o;
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	o = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank",
+	    "title", http_reason(status), "status", status, "detail", detail,
+	    "instance", r->path ? r->path : "");
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	http_body(r, status, "application/problem+json", text,
+	    text ? strlen(text) : 0);
+	free(text);
+}
+
+void
+http_body(struct http_req *r, int status, const char *type, const void *data,
+    size_t len)
+{
+	ulfius_set_binary_body_response(r->res, (unsigned)status, data, len);
+	u_map_put(r->res->map_header, "Content-Type", type);
+}
+
+const char *
+http_header(const struct http_req *r, const char *name)
+{
+	return u_map_get_case(r->u->map_header, name);
+}
+
+const char *
+http_query(const struct http_req *r, const char *name)
+{
+	return u_map_get(r->u->map_url, name);
+}
+
+/*
+ * Matches path against pattern segment by segment; ":name" segments match
+ * one non-empty segment, which is percent-decoded into a new string in
+ * params (the caller frees them).  Returns 1 on a match.
+ */
+int
+http_match(const char *pattern, const char *path, char **params,
+    size_t *nparams)
+{
+	const char	*p = pattern, *s = path, *pe, *se;
+	size_t		 n = 0, i, len;
+
+	*nparams = 0;
+	while (*p == '/' && *s == '/') {
+		p++;
+		s++;
+		pe = p + strcspn(p, "/");
+		se = s + strcspn(s, "/");
+		len = (size_t)(se - s);
+		if (*p == ':') {
+			if (len == 0 || n == HTTP_MAX_PARAMS)
+				goto nomatch;
+			if ((params[n] = malloc(len + 1)) == NULL)
+				goto nomatch;
+			if (http_decode(s, len, params[n], len + 1) != 0) {
+				free(params[n]);
+				goto nomatch;
+			}
+			n++;
+		} else if ((size_t)(pe - p) != len || strncmp(p, s, len) != 0)
+			goto nomatch;
+		p = pe;
+		s = se;
+	}
+	if (*p != '\0' || *s != '\0')
+		goto nomatch;
+	*nparams = n;
+	return 1;
+nomatch:
+	for (i = 0; i < n; i++)
+		free(params[i]);
+	return 0;
+}
+
+/*
+ * Percent-decodes in[0..len) into out.  Refuses malformed escapes and an
+ * encoded NUL, so a decoded parameter is always a whole C string.
+ */
+int
+http_decode(const char *in, size_t len, char *out, size_t outlen)
+{
+	size_t	i, o = 0;
+	int	hi, lo;
+
+	for (i = 0; i < len; i++) {
+		if (o + 1 >= outlen)
+			return -1;
+		if (in[i] != '%') {
+			out[o++] = in[i];
+			continue;
+		}
+		if (i + 2 >= len)
+			return -1;
+		hi = in[i + 1];
+		lo = in[i + 2];
+		hi = hi >= '0' && hi <= '9' ? hi - '0' : (hi | 32) >= 'a' &&
+		    (hi | 32) <= 'f' ? (hi | 32) - 'a' + 10 : -1;
+		lo = lo >= '0' && lo <= '9' ? lo - '0' : (lo | 32) >= 'a' &&
+		    (lo | 32) <= 'f' ? (lo | 32) - 'a' + 10 : -1;
+		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+			return -1;
+		out[o++] = (char)(hi * 16 + lo);
+		i += 2;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+static int
+http_dispatch(const struct _u_request *u, struct _u_response *res,
+    void *unused)
+{
+	struct http_req	r;
+	size_t		i;
+
+	(void)unused;
+	atomic_fetch_add(&http_inflight, 1);
+	memset(&r, 0, sizeof(r));
+	r.u = u;
+	r.res = res;
+	r.method = u->http_verb;
+	r.path = u->url_path;
+	u_map_put(res->map_header, "X-Content-Type-Options", "nosniff");
+	u_map_put(res->map_header, "Referrer-Policy", "no-referrer");
+	u_map_put(res->map_header, "X-Frame-Options", "DENY");
+	u_map_put(res->map_header, "Cache-Control", "no-store");
+	http_handle(&r);
+	for (i = 0; i < r.nparams; i++)
+		free(r.params[i]);
+	json_decref(r.body);
+	log_debug("http", "%s %s -> %ld", r.method, r.path, res->status);
+	atomic_fetch_sub(&http_inflight, 1);
+	return U_CALLBACK_COMPLETE;
+}
+
+static void
+http_handle(struct http_req *r)
+{
+	const char	*host = http_header(r, "Host");
+	const char	*token;
+
+	if (!auth_host_allowed(host, http_cf->listen_host,
+	    http_cf->allowed_hosts)) {
+		http_problem(r, 403, "Host '%s' is not a name of this node; "
+		    "add it to allowed_hosts if it is", host ? host : "");
+		return;
+	}
+	if (strcmp(r->path, "/") == 0 && strcmp(r->method, "GET") == 0 &&
+	    (token = http_query(r, "token")) != NULL) {
+		http_login(r, token);
+		return;
+	}
+	if (strncmp(r->path, "/api/", 5) == 0 && !http_authenticated(r)) {
+		u_map_put(r->res->map_header, "WWW-Authenticate",
+		    "Bearer realm=\"nodee\"");
+		http_problem(r, 401, "this API needs 'Authorization: Bearer "
+		    "<token>' (the token is in PREFIX/state/token) or a "
+		    "console session");
+		return;
+	}
+	if (http_state_changing(r->method) &&
+	    !auth_origin_ok(http_header(r, "Origin"), host,
+	    http_tls_cert != NULL)) {
+		http_problem(r, 403, "Origin '%s' is not this node's console; "
+		    "cross-site requests are refused",
+		    http_header(r, "Origin"));
+		return;
+	}
+	if (http_read_body(r) != 0)
+		return;
+	http_route(r);
+}
+
+static int
+http_authenticated(const struct http_req *r)
+{
+	const char	*cookie;
+
+	if (auth_bearer_ok(http_header(r, "Authorization"), http_token))
+		return 1;
+	cookie = u_map_get(r->u->map_cookie, AUTH_COOKIE);
+	return cookie != NULL && http_session[0] != '\0' &&
+	    auth_equal(cookie, http_session);
+}
+
+/*
+ * The console login: the URL printed at start-up carries the token once;
+ * it is traded for an HttpOnly, SameSite=Strict cookie and the browser is
+ * sent to "/" so the token leaves the address bar and the history.
+ */
+static void
+http_login(struct http_req *r, const char *token)
+{
+	if (!auth_equal(token, http_token)) {
+		http_problem(r, 401, "the login token is wrong: use the URL "
+		    "nodee printed at start-up, or the token in "
+		    "PREFIX/state/token");
+		return;
+	}
+	ulfius_add_same_site_cookie_to_response(r->res, AUTH_COOKIE,
+	    http_session, NULL, 0, NULL, "/", http_tls_cert != NULL, 1,
+	    U_COOKIE_SAME_SITE_STRICT);
+	u_map_put(r->res->map_header, "Location", "/");
+	http_body(r, 303, "text/plain; charset=utf-8", "logged in\n", 10);
+	log_info("http", "console login");
+}
+
+/*
+ * A body is refused unless it is JSON within max_body.  Forms in
+ * particular are refused: a foreign page can post a form without CORS,
+ * but cannot send application/json without asking first.
+ */
+static int
+http_read_body(struct http_req *r)
+{
+	const char	*type;
+	json_error_t	 je;
+	size_t		 len = r->u->binary_body_length;
+
+	if (len == 0)
+		return 0;
+	if (len > http_cf->max_body) {
+		http_problem(r, 413, "the body is larger than max_body (%zu "
+		    "bytes)", http_cf->max_body);
+		return -1;
+	}
+	type = http_header(r, "Content-Type");
+	if (type == NULL || strncasecmp(type, "application/json", 16) != 0 ||
+	    (type[16] != '\0' && type[16] != ';' && type[16] != ' ')) {
+		http_problem(r, 415, "the body must be JSON with Content-Type "
+		    "application/json, not '%s'", type ? type : "(none)");
+		return -1;
+	}
+	r->body = json_loadb(r->u->binary_body, len, JSON_REJECT_DUPLICATES,
+	    &je);
+	if (r->body == NULL) {
+		http_problem(r, 400, "malformed JSON at line %d, column %d: %s",
+		    je.line, je.column, je.text);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+http_route(struct http_req *r)
+{
+	const struct http_route	*rt;
+	char			 allow[128] = "";
+	char			*params[HTTP_MAX_PARAMS];
+	size_t			 n, i;
+
+	for (rt = http_routes; rt->method != NULL; rt++) {
+		if (!http_match(rt->pattern, r->path, params, &n))
+			continue;
+		if (strcmp(rt->method, r->method) == 0) {
+			memcpy(r->params, params, n * sizeof(params[0]));
+			r->nparams = n;
+			rt->fn(r, http_arg);
+			return;
+		}
+		for (i = 0; i < n; i++)
+			free(params[i]);
+		if (strstr(allow, rt->method) == NULL &&
+		    strlen(allow) + strlen(rt->method) + 3 < sizeof(allow)) {
+			if (allow[0] != '\0')
+				strcat(allow, ", ");
+			strcat(allow, rt->method);
+		}
+	}
+	if (allow[0] != '\0') {
+		u_map_put(r->res->map_header, "Allow", allow);
+		http_problem(r, 405, "%s is not allowed on %s; allowed: %s",
+		    r->method, r->path, allow);
+		return;
+	}
+	http_problem(r, 404, "no such path: %s", r->path);
+}
+
+static int
+http_state_changing(const char *method)
+{
+	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+	    strcmp(method, "OPTIONS") != 0;
+}
+
+static const char *
+http_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 303: return "See Other";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
+/* Reads a whole PEM file into a new NUL-terminated string. */
+static char *
+http_read_file(const char *path, char *err, size_t errlen)
+{
+	char	*buf = NULL;
+	size_t	 len = 0;
+	ssize_t	 n;
+	int	 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		goto fail;
+	for (;;) {
+		char	*nb;
+
+		if ((nb = realloc(buf, len + 65536 + 1)) == NULL)
+			goto fail;
+		buf = nb;
+		if ((n = read(fd, buf + len, 65536)) < 0)
+			goto fail;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > 1024 * 1024) {
+			errno = EFBIG;
+			goto fail;
+		}
+	}
+	close(fd);
+	buf[len] = '\0';
+	return buf;
+fail:
+	snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	free(buf);
+	return NULL;
+}
+
+static void
+http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char	line[512];
+	size_t	n;
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n > 0 && line[n - 1] == '\n')
+		line[--n] = '\0';
+	log_warn("mhd", "%s", line);
+}

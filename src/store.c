@@ -1,0 +1,298 @@
+/*
+ * store: opens connections, applies migrations and writes events.
+ *
+ * Each thread gets its own connection through a thread-specific key; the
+ * key's destructor closes it when the thread exits, so the HTTP pool
+ * threads need no explicit clean-up.  synchronous=FULL because nodee's
+ * state (what should run, what is installed) must survive a power loss.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "embed.h"
+#include "log.h"
+#include "store.h"
+
+#define STORE_BUSY_MS	5000
+
+static pthread_key_t	store_key;
+static pthread_once_t	store_once = PTHREAD_ONCE_INIT;
+static char		store_path[4096];
+
+static void	store_key_init(void);
+static void	store_conn_free(void *);
+static int	store_migration_version(const char *);
+static int	store_apply(sqlite3 *, const struct embed_file *, int, char *,
+		    size_t);
+
+/*
+ * Opens the database at path for the calling thread, creating it if it is
+ * new, and brings its schema up to date.  Other threads connect lazily
+ * through store_db().
+ */
+int
+store_open(const char *path, char *err, size_t errlen)
+{
+	sqlite3	*db;
+
+	pthread_once(&store_once, store_key_init);
+	snprintf(store_path, sizeof(store_path), "%s", path);
+	if ((db = store_db()) == NULL) {
+		snprintf(err, errlen, "cannot open database %s (see the log "
+		    "above)", path);
+		return -1;
+	}
+	return store_migrate(db, err, errlen);
+}
+
+/* Closes the calling thread's connection; other threads close their own. */
+void
+store_close(void)
+{
+	sqlite3	*db;
+
+	pthread_once(&store_once, store_key_init);
+	if ((db = pthread_getspecific(store_key)) != NULL) {
+		pthread_setspecific(store_key, NULL);
+		store_conn_free(db);
+	}
+}
+
+/* The calling thread's connection, opened on first use; NULL on error. */
+sqlite3 *
+store_db(void)
+{
+	sqlite3	*db;
+	char	 err[256];
+	int	 rc;
+
+	pthread_once(&store_once, store_key_init);
+	if ((db = pthread_getspecific(store_key)) != NULL)
+		return db;
+	rc = sqlite3_open_v2(store_path, &db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		log_error("store", "open %s: %s", store_path,
+		    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return NULL;
+	}
+	if (store_configure(db, err, sizeof(err)) != 0) {
+		log_error("store", "%s: %s", store_path, err);
+		sqlite3_close(db);
+		return NULL;
+	}
+	pthread_setspecific(store_key, db);
+	return db;
+}
+
+int
+store_configure(sqlite3 *db, char *err, size_t errlen)
+{
+	static const char	*pragmas =
+	    "PRAGMA journal_mode = WAL;"
+	    "PRAGMA foreign_keys = ON;"
+	    "PRAGMA synchronous = FULL;";
+	char			*msg = NULL;
+
+	sqlite3_busy_timeout(db, STORE_BUSY_MS);
+	if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", msg ? msg : "pragma failed");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* The highest migration applied to db, 0 for a new database, -1 on error. */
+int
+store_schema_version(sqlite3 *db)
+{
+	sqlite3_stmt	*st;
+	int		 v = -1;
+
+	if (sqlite3_prepare_v2(db, "SELECT coalesce(max(version), 0) FROM "
+	    "schema_migrations", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* The highest migration this binary carries. */
+int
+store_latest_version(void)
+{
+	const struct embed_file	*f;
+	int			 v, max = 0;
+
+	for (f = embed_files; f->name != NULL; f++)
+		if ((v = store_migration_version(f->name)) > max)
+			max = v;
+	return max;
+}
+
+/*
+ * Applies, in order, every embedded migration newer than the database's
+ * version, each in its own transaction together with its schema_migrations
+ * row, so that a crash leaves the schema at one version or the next.
+ */
+int
+store_migrate(sqlite3 *db, char *err, size_t errlen)
+{
+	const struct embed_file	*f, *next;
+	char			*msg = NULL;
+	int			 cur, v, best, latest;
+
+	if (sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+	    "applied_at INTEGER NOT NULL)", NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot create schema_migrations: %s",
+		    msg ? msg : "?");
+		sqlite3_free(msg);
+		return -1;
+	}
+	if ((cur = store_schema_version(db)) < 0) {
+		snprintf(err, errlen, "cannot read schema version: %s",
+		    sqlite3_errmsg(db));
+		return -1;
+	}
+	latest = store_latest_version();
+	if (cur > latest) {
+		snprintf(err, errlen, "database schema version %d is newer than "
+		    "this nodee knows (%d): run a newer nodee", cur, latest);
+		return -1;
+	}
+	for (;;) {
+		next = NULL;
+		best = 0;
+		for (f = embed_files; f->name != NULL; f++) {
+			v = store_migration_version(f->name);
+			if (v > cur && (next == NULL || v < best)) {
+				next = f;
+				best = v;
+			}
+		}
+		if (next == NULL)
+			break;
+		if (store_apply(db, next, best, err, errlen) != 0)
+			return -1;
+		log_info("store", "applied migration %s", next->name);
+		cur = best;
+	}
+	return 0;
+}
+
+/*
+ * Records an event.  detail may be NULL.  Returns -1 if the row could not
+ * be written; the caller decides whether that matters.
+ */
+int
+store_event(const char *kind, const char *subject, const json_t *detail)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*st;
+	char		*text;
+	int		 rc;
+
+	if ((db = store_db()) == NULL)
+		return -1;
+	text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+	if (sqlite3_prepare_v2(db, "INSERT INTO events (time, kind, subject, "
+	    "detail) VALUES (?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+		log_error("store", "event %s: %s", kind, sqlite3_errmsg(db));
+		free(text);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, store_now_ms());
+	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, subject ? subject : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, text ? text : "{}", -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	free(text);
+	if (rc != SQLITE_DONE) {
+		log_error("store", "event %s: %s", kind, sqlite3_errmsg(db));
+		return -1;
+	}
+	return 0;
+}
+
+int64_t
+store_now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+store_key_init(void)
+{
+	if (pthread_key_create(&store_key, store_conn_free) != 0)
+		fatal("pthread_key_create: %s", strerror(errno));
+}
+
+static void
+store_conn_free(void *p)
+{
+	if (sqlite3_close_v2(p) != SQLITE_OK)
+		log_warn("store", "close: %s", sqlite3_errmsg(p));
+}
+
+/* "sql/0001_init.sql" -> 1; 0 for embedded files that are not migrations. */
+static int
+store_migration_version(const char *name)
+{
+	const char	*base;
+	int		 v = 0;
+
+	if (strncmp(name, "sql/", 4) != 0)
+		return 0;
+	base = name + 4;
+	while (*base >= '0' && *base <= '9' && v < 100000)
+		v = v * 10 + (*base++ - '0');
+	if (*base != '_' || strcmp(name + strlen(name) - 4, ".sql") != 0)
+		return 0;
+	return v;
+}
+
+static int
+store_apply(sqlite3 *db, const struct embed_file *f, int version, char *err,
+    size_t errlen)
+{
+	sqlite3_stmt	*st = NULL;
+	char		*msg = NULL;
+
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_exec(db, (const char *)f->data, NULL, NULL, &msg) !=
+	    SQLITE_OK)
+		goto fail;
+	if (sqlite3_prepare_v2(db, "INSERT INTO schema_migrations (version, "
+	    "name, applied_at) VALUES (?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int(st, 1, version);
+	sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, store_now_ms());
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "migration %s failed: %s", f->name,
+	    msg ? msg : sqlite3_errmsg(db));
+	sqlite3_free(msg);
+	sqlite3_finalize(st);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}

@@ -1,0 +1,24 @@
+/*
+ * store: nodee's SQLite database (PREFIX/state/nodee.db).  WAL mode, one
+ * connection per thread (opened on first use, closed when the thread
+ * ends), schema from the numbered migrations in sql/, applied at start-up.
+ */
+#ifndef NODEE_STORE_H
+#define NODEE_STORE_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+int		 store_open(const char *, char *, size_t);
+void		 store_close(void);
+sqlite3		*store_db(void);
+int		 store_migrate(sqlite3 *, char *, size_t);
+int		 store_schema_version(sqlite3 *);
+int		 store_latest_version(void);
+int		 store_configure(sqlite3 *, char *, size_t);
+int		 store_event(const char *, const char *, const json_t *);
+int64_t		 store_now_ms(void);
+
+#endif
