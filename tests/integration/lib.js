@@ -1,0 +1,185 @@
+// Helpers for the integration tests: start the real nodee binary on a
+// temporary prefix and a free loopback port, talk HTTP to it, stop it by
+// pid.  Every process a test starts is registered and killed at exit.
+'use strict';
+
+const { spawn, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const http = require('node:http');
+const https = require('node:https');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const BIN = process.env.NODEE_BIN || path.resolve(__dirname, '../../nodee');
+const SANITIZED = process.env.NODEE_SANITIZED === '1';
+const children = new Set();
+
+process.on('exit', () => {
+  for (const c of children) {
+    try { process.kill(c.pid, 'SIGKILL'); } catch (_) { /* gone */ }
+  }
+});
+
+function tmpdir(tag) {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `nodee-${tag}-`));
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// One HTTP request; resolves with status, headers, raw body and parsed
+// JSON (when the answer is JSON).
+function request(port, opts = {}) {
+  const mod = opts.tls ? https : http;
+  const headers = { ...(opts.headers || {}) };
+  let body = opts.body;
+  if (body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body)) {
+    body = JSON.stringify(body);
+    if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) {
+      headers['Content-Type'] = 'application/json';
+    }
+  }
+  if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
+  return new Promise((resolve, reject) => {
+    const req = mod.request({
+      host: '127.0.0.1',
+      port,
+      method: opts.method || 'GET',
+      path: opts.path || '/',
+      headers,
+      rejectUnauthorized: false,
+      agent: false,
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json;
+        const type = res.headers['content-type'] || '';
+        if (type.includes('json')) {
+          try { json = JSON.parse(text); } catch (_) { json = undefined; }
+        }
+        resolve({ status: res.statusCode, headers: res.headers, text, json });
+      });
+    });
+    req.on('error', reject);
+    req.setTimeout(10000, () => req.destroy(new Error('request timed out')));
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+// Runs nodee to completion (for start-up errors); resolves with the exit
+// code and stderr.
+function runNodee(args, opts = {}) {
+  return new Promise((resolve) => {
+    const p = spawn(BIN, args, { env: { ...cleanEnv(), ...(opts.env || {}) },
+      stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(p);
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    const timer = setTimeout(() => p.kill('SIGKILL'), 15000);
+    p.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      children.delete(p);
+      resolve({ code, signal, stdout: out, stderr: err });
+    });
+  });
+}
+
+// The environment without NODEE_* settings from the caller's shell, so a
+// test sees only what it sets.
+function cleanEnv() {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('NODEE_')) env[k] = v;
+  }
+  return env;
+}
+
+// Starts the daemon and waits until /healthz answers.
+async function startNodee(opts = {}) {
+  const prefix = opts.prefix || tmpdir('prefix');
+  const port = opts.port || await freePort();
+  const args = ['daemon', '--prefix', prefix,
+    '--listen', `127.0.0.1:${port}`, ...(opts.args || [])];
+  const p = spawn(BIN, args, { env: { ...cleanEnv(), ...(opts.env || {}) },
+    stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(p);
+  const d = {
+    proc: p, pid: p.pid, prefix, port, stderr: '', exited: null,
+  };
+  p.stdout.on('data', (x) => { d.stderr += x; });
+  p.stderr.on('data', (x) => { d.stderr += x; });
+  d.exitPromise = new Promise((resolve) => {
+    p.on('exit', (code, signal) => {
+      children.delete(p);
+      d.exited = { code, signal };
+      resolve(d.exited);
+    });
+  });
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    if (d.exited) {
+      throw new Error(`nodee exited during start-up (${JSON.stringify(d.exited)}):\n${d.stderr}`);
+    }
+    try {
+      const r = await request(port, { path: '/healthz', tls: opts.tls });
+      if (r.status === 200) break;
+    } catch (_) { /* not yet */ }
+    if (Date.now() > deadline) {
+      p.kill('SIGKILL');
+      throw new Error(`nodee did not answer within 15 s:\n${d.stderr}`);
+    }
+    await sleep(50);
+  }
+  d.token = fs.readFileSync(path.join(prefix, 'state/token'), 'utf8').trim();
+  d.req = (o = {}) => request(port, { token: d.token, tls: opts.tls, ...o });
+  // Stops it with sig and resolves with {code, signal}; fails the caller
+  // if a sanitizer reported anything.
+  d.stop = async (sig = 'SIGTERM') => {
+    if (!d.exited) p.kill(sig);
+    const timer = setTimeout(() => p.kill('SIGKILL'), 20000);
+    const r = await d.exitPromise;
+    clearTimeout(timer);
+    return r;
+  };
+  return d;
+}
+
+// A sanitizer's report in the daemon's output is a failure whatever the
+// exit code says.
+function sanitizerReport(text) {
+  const m = text.match(/(ERROR: (Address|Leak)Sanitizer.*|runtime error:.*)/);
+  return m ? m[0] : null;
+}
+
+function sql(dbPath, query) {
+  return execFileSync('sqlite3', ['-json', dbPath, query], { encoding: 'utf8' });
+}
+
+function sqlRows(dbPath, query) {
+  const out = sql(dbPath, query).trim();
+  return out ? JSON.parse(out) : [];
+}
+
+module.exports = {
+  BIN, SANITIZED, tmpdir, freePort, sleep, request, runNodee, startNodee,
+  sanitizerReport, sql, sqlRows, cleanEnv,
+};
