@@ -97,7 +97,7 @@ test-asan: build/san/nodee $(UNIT:%=build/san/test_%)
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 		--inline-suppr --suppress=missingIncludeSystem -Isrc src
-	clang-tidy --quiet src/*.c -- $(CFLAGS) 2>/dev/null
+	clang-tidy --quiet src/*.c -- $(CFLAGS)
 
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c

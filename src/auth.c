@@ -123,7 +123,8 @@ auth_equal(const char *a, const char *b)
 int
 auth_bearer_ok(const char *authorization, const char *token)
 {
-	if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7))
+	if (authorization == NULL ||
+	    strncasecmp(authorization, "Bearer ", 7) != 0)
 		return 0;
 	authorization += 7;
 	while (*authorization == ' ')

@@ -308,8 +308,8 @@ http_decode(const char *in, size_t len, char *out, size_t outlen)
 		}
 		if (i + 2 >= len)
 			return -1;
-		hi = in[i + 1];
-		lo = in[i + 2];
+		hi = (unsigned char)in[i + 1];
+		lo = (unsigned char)in[i + 2];
 		hi = hi >= '0' && hi <= '9' ? hi - '0' : (hi | 32) >= 'a' &&
 		    (hi | 32) <= 'f' ? (hi | 32) - 'a' + 10 : -1;
 		lo = lo >= '0' && lo <= '9' ? lo - '0' : (lo | 32) >= 'a' &&
