@@ -3,10 +3,10 @@
 
 VERSION	:= 0.1.0
 CC	?= cc
-PKGS	:= libulfius libmicrohttpd jansson gnutls sqlite3
+PKGS	:= libulfius libmicrohttpd jansson gnutls sqlite3 libcurl libzip
 DEB_PKGS := build-essential pkg-config libulfius-dev libmicrohttpd-dev \
 	libjansson-dev libcurl4-gnutls-dev libgnutls28-dev libsqlite3-dev \
-	libcmocka-dev sqlite3 curl nodejs cppcheck clang-tidy
+	libzip-dev zip unzip libcmocka-dev sqlite3 curl openssl nodejs cppcheck clang-tidy
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -19,10 +19,10 @@ LDLIBS	+= $(PKG_LIBS) -lpthread
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
 
-MODULES	:= log config auth prefix store machine http api embed
+MODULES	:= $(filter-out main,$(basename $(notdir $(wildcard src/*.c))))
 SQL	:= $(sort $(wildcard sql/*.sql))
 ASSETS	:= $(sort $(wildcard assets/*))
-UNIT	:= config store auth http prefix
+UNIT	:= $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 
 OBJS	 = $(MODULES:%=build/%.o) build/gen/embedded.o
 SAN_OBJS = $(MODULES:%=build/san/%.o) build/san/embedded.o
@@ -78,7 +78,7 @@ export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS := suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
 test: deps
-	@$(MAKE) --no-print-directory all test-unit test-integration test-asan
+	@$(MAKE) --no-print-directory all lint test-unit test-integration test-asan
 
 test-unit: $(UNIT:%=build/test_%)
 	@set -e; for t in $^; do echo "== $$t"; ./$$t; done

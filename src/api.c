@@ -2,25 +2,52 @@
  * api: the route table and its handlers.  The table is what http.c routes
  * by, and the README's API section lists the same routes.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "api.h"
+#include "artifact.h"
 #include "embed.h"
+#include "fetch.h"
+#include "jobs.h"
 #include "machine.h"
 #include "nodee.h"
 #include "store.h"
 
+#define API_JOBS_LIMIT		50
+#define API_JOBS_LIMIT_MAX	500
+
 static void	api_healthz(struct http_req *, void *);
 static void	api_node(struct http_req *, void *);
 static void	api_index(struct http_req *, void *);
+static void	api_artifact_post(struct http_req *, void *);
+static void	api_artifact_list(struct http_req *, void *);
+static void	api_artifact_get(struct http_req *, void *);
+static void	api_artifact_delete(struct http_req *, void *);
+static void	api_job_list(struct http_req *, void *);
+static void	api_job_get(struct http_req *, void *);
+static void	api_job_delete(struct http_req *, void *);
+static int	api_coord(struct http_req *, struct artifact_coord *);
+static int	api_job_id(struct http_req *, int64_t *);
+static void	api_job_answer(struct http_req *, int, json_t *);
+static int	api_only_keys(struct http_req *, const char *const *);
 
 const struct http_route api_routes[] = {
-	{ "GET",	"/healthz",		api_healthz },
-	{ "GET",	"/api/v1/node",		api_node },
-	{ "GET",	"/",			api_index },
-	{ NULL,		NULL,			NULL },
+	{ "GET",	"/healthz",			api_healthz },
+	{ "GET",	"/api/v1/node",			api_node },
+	{ "POST",	"/api/v1/artifacts",		api_artifact_post },
+	{ "GET",	"/api/v1/artifacts",		api_artifact_list },
+	{ "GET",	"/api/v1/artifacts/:g/:a/:v",	api_artifact_get },
+	{ "DELETE",	"/api/v1/artifacts/:g/:a/:v",	api_artifact_delete },
+	{ "GET",	"/api/v1/jobs",			api_job_list },
+	{ "GET",	"/api/v1/jobs/:id",		api_job_get },
+	{ "DELETE",	"/api/v1/jobs/:id",		api_job_delete },
+	{ "GET",	"/",				api_index },
+	{ NULL,		NULL,				NULL },
 };
 
 static void
@@ -64,4 +91,288 @@ api_index(struct http_req *r, void *arg)
 	u_map_put(r->res->map_header, "Content-Security-Policy",
 	    "default-src 'self'; frame-ancestors 'none'");
 	http_body(r, 200, "text/html; charset=utf-8", f->data, f->len);
+}
+
+/*
+ * POST /api/v1/artifacts {"artifact": "g:a:v", "url"?, "sha256"?}
+ * 200 with the artifact if installed, else 202 with the (new or running)
+ * job and its Location.
+ */
+static void
+api_artifact_post(struct http_req *r, void *arg)
+{
+	static const char *const keys[] = { "artifact", "url", "sha256", NULL };
+	struct artifact_coord	 c;
+	json_t			*v, *answer;
+	const char		*url = NULL;
+	char			 sha[65] = "", err[1024];
+	size_t			 i;
+	int			 status;
+
+	(void)arg;
+	if (!json_is_object(r->body)) {
+		http_problem(r, 400, "the body must be a JSON object with "
+		    "\"artifact\": \"groupId:artifactId:version\"");
+		return;
+	}
+	if (api_only_keys(r, keys) != 0)
+		return;
+	if (!json_is_string(v = json_object_get(r->body, "artifact"))) {
+		http_problem(r, 400, "artifact: required, a string "
+		    "\"groupId:artifactId:version\"");
+		return;
+	}
+	if (artifact_parse(json_string_value(v), &c, err, sizeof(err)) != 0) {
+		http_problem(r, 400, "%s", err);
+		return;
+	}
+	if ((v = json_object_get(r->body, "url")) != NULL) {
+		if (!json_is_string(v) || !fetch_url_ok(json_string_value(v),
+		    err, sizeof(err))) {
+			http_problem(r, 400, "url: %s", json_is_string(v) ?
+			    err : "must be a string");
+			return;
+		}
+		url = json_string_value(v);
+	}
+	if ((v = json_object_get(r->body, "sha256")) != NULL) {
+		if (!json_is_string(v) || json_string_length(v) != 64 ||
+		    strspn(json_string_value(v), "0123456789abcdefABCDEF") !=
+		    64) {
+			http_problem(r, 400, "sha256: must be 64 hex digits");
+			return;
+		}
+		for (i = 0; i < 64; i++)
+			sha[i] = (char)tolower((unsigned char)
+			    json_string_value(v)[i]);
+		sha[64] = '\0';
+	}
+	status = artifact_submit_install(&c, url, sha[0] ? sha : NULL, &answer,
+	    err, sizeof(err));
+	if (status == 200)
+		http_json(r, 200, answer);
+	else if (status == 202)
+		api_job_answer(r, 202, answer);
+	else
+		http_problem(r, status < 0 ? 500 : status, "%s", err);
+}
+
+static void
+api_artifact_list(struct http_req *r, void *arg)
+{
+	sqlite3	*db = store_db();
+
+	(void)arg;
+	if (db == NULL) {
+		http_problem(r, 503, "the store is unavailable");
+		return;
+	}
+	http_json(r, 200, json_pack("{s:o}", "artifacts", artifact_list(db)));
+}
+
+static void
+api_artifact_get(struct http_req *r, void *arg)
+{
+	struct artifact_coord	 c;
+	sqlite3			*db = store_db();
+	json_t			*a;
+
+	(void)arg;
+	if (api_coord(r, &c) != 0)
+		return;
+	if (db == NULL || (a = artifact_get(db, &c)) == NULL) {
+		http_problem(r, 404, "artifact %s is not installed", c.gav);
+		return;
+	}
+	http_json(r, 200, a);
+}
+
+static void
+api_artifact_delete(struct http_req *r, void *arg)
+{
+	struct artifact_coord	 c;
+	json_t			*answer;
+	char			*list, err[1024];
+	int			 status;
+
+	(void)arg;
+	if (api_coord(r, &c) != 0)
+		return;
+	status = artifact_submit_remove(&c, &answer, err, sizeof(err));
+	if (status == 202) {
+		api_job_answer(r, 202, answer);
+		return;
+	}
+	if (status == 409) {
+		list = json_dumps(answer, JSON_COMPACT);
+		json_decref(answer);
+		http_problem(r, 409, "artifact %s is used by services %s; "
+		    "delete them or change their artifact first", c.gav,
+		    list ? list : "?");
+		free(list);
+		return;
+	}
+	http_problem(r, status < 0 ? 500 : status, "%s", err);
+}
+
+/* GET /api/v1/jobs?state=&kind=&limit=&before= : newest first, paged. */
+static void
+api_job_list(struct http_req *r, void *arg)
+{
+	static const char *const states[] = { "queued", "running",
+	    "succeeded", "failed", "cancelled", NULL };
+	sqlite3		*db = store_db();
+	const char	*state = http_query(r, "state");
+	const char	*kind = http_query(r, "kind");
+	const char	*s;
+	json_t		*jobs, *last;
+	char		*end, next[512];
+	long long	 before = 0, limit = API_JOBS_LIMIT;
+	int		 i, known = state == NULL;
+
+	(void)arg;
+	for (i = 0; state != NULL && states[i] != NULL; i++)
+		known |= strcmp(state, states[i]) == 0;
+	if (!known) {
+		http_problem(r, 400, "state: must be queued, running, "
+		    "succeeded, failed or cancelled");
+		return;
+	}
+	if ((s = http_query(r, "limit")) != NULL) {
+		errno = 0;
+		limit = strtoll(s, &end, 10);
+		if (errno != 0 || *end != '\0' || limit < 1 ||
+		    limit > API_JOBS_LIMIT_MAX) {
+			http_problem(r, 400, "limit: must be 1 to %d",
+			    API_JOBS_LIMIT_MAX);
+			return;
+		}
+	}
+	if ((s = http_query(r, "before")) != NULL) {
+		errno = 0;
+		before = strtoll(s, &end, 10);
+		if (errno != 0 || *end != '\0' || before < 1) {
+			http_problem(r, 400, "before: must be a job id");
+			return;
+		}
+	}
+	if (db == NULL) {
+		http_problem(r, 503, "the store is unavailable");
+		return;
+	}
+	jobs = jobs_list(db, state, kind, before, (int)limit);
+	if ((long long)json_array_size(jobs) == limit) {
+		last = json_array_get(jobs, json_array_size(jobs) - 1);
+		snprintf(next, sizeof(next), "/api/v1/jobs?limit=%lld&before="
+		    "%lld%s%s%s%s", limit, (long long)json_integer_value(
+		    json_object_get(last, "id")), state ? "&state=" : "",
+		    state ? state : "", kind ? "&kind=" : "", kind ? kind : "");
+		http_json(r, 200, json_pack("{s:o, s:s}", "jobs", jobs, "next",
+		    next));
+	} else
+		http_json(r, 200, json_pack("{s:o, s:n}", "jobs", jobs,
+		    "next"));
+}
+
+static void
+api_job_get(struct http_req *r, void *arg)
+{
+	sqlite3	*db = store_db();
+	json_t	*j;
+	int64_t	 id;
+
+	(void)arg;
+	if (api_job_id(r, &id) != 0)
+		return;
+	if (db == NULL || (j = jobs_get(db, id)) == NULL) {
+		http_problem(r, 404, "no job %lld", (long long)id);
+		return;
+	}
+	http_json(r, 200, j);
+}
+
+/* DELETE /api/v1/jobs/{id}: cancel; 409 if it has already ended. */
+static void
+api_job_delete(struct http_req *r, void *arg)
+{
+	sqlite3	*db = store_db();
+	json_t	*j;
+	char	 err[256];
+	int64_t	 id;
+
+	(void)arg;
+	if (api_job_id(r, &id) != 0)
+		return;
+	if (db == NULL || (j = jobs_get(db, id)) == NULL) {
+		http_problem(r, 404, "no job %lld", (long long)id);
+		return;
+	}
+	json_decref(j);
+	if (jobs_cancel(id, err, sizeof(err)) != 0) {
+		http_problem(r, 409, "%s", err);
+		return;
+	}
+	http_json(r, 202, jobs_get(db, id));
+}
+
+static int
+api_coord(struct http_req *r, struct artifact_coord *c)
+{
+	char	err[512];
+
+	if (artifact_from_parts(r->params[0], r->params[1], r->params[2], c,
+	    err, sizeof(err)) != 0) {
+		http_problem(r, 400, "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+api_job_id(struct http_req *r, int64_t *id)
+{
+	char		*end;
+	long long	 v;
+
+	errno = 0;
+	v = strtoll(r->params[0], &end, 10);
+	if (errno != 0 || *end != '\0' || v < 1) {
+		http_problem(r, 400, "job id: '%.100s' is not a job id",
+		    r->params[0]);
+		return -1;
+	}
+	*id = v;
+	return 0;
+}
+
+/* A job answer with its Location. */
+static void
+api_job_answer(struct http_req *r, int status, json_t *job)
+{
+	char	loc[64];
+
+	snprintf(loc, sizeof(loc), "/api/v1/jobs/%lld", (long long)
+	    json_integer_value(json_object_get(job, "id")));
+	u_map_put(r->res->map_header, "Location", loc);
+	http_json(r, status, job);
+}
+
+/* Refuses a body with keys outside keys, naming the first stranger. */
+static int
+api_only_keys(struct http_req *r, const char *const *keys)
+{
+	const char	*k;
+	json_t		*v;
+	size_t		 i;
+
+	json_object_foreach(r->body, k, v) {
+		for (i = 0; keys[i] != NULL; i++)
+			if (strcmp(k, keys[i]) == 0)
+				break;
+		if (keys[i] == NULL) {
+			http_problem(r, 400, "%.100s: unknown field", k);
+			return -1;
+		}
+	}
+	return 0;
 }

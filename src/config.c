@@ -23,6 +23,7 @@ enum config_type {
 	CT_LISTEN,
 	CT_LABEL,	/* cell: [a-z0-9-] */
 	CT_NAME,	/* instance: host-name characters */
+	CT_URL,		/* http or https */
 };
 
 struct config_key {
@@ -48,6 +49,15 @@ static const struct config_key config_keys[] = {
 	{ "http_threads",	CT_UINT,	F(http_threads), 1, 256 },
 	{ "cell",		CT_LABEL,	F(cell), 0, 0 },
 	{ "instance",		CT_NAME,	F(instance), 0, 0 },
+	{ "workers",		CT_UINT,	F(workers), 1, 64 },
+	{ "depot",		CT_URL,		F(depot), 0, 0 },
+	{ "download_max",	CT_SIZE,	F(download_max), 1024,
+	    1ULL << 40 },
+	{ "archive_max_entries", CT_SIZE,	F(archive_max_entries), 1,
+	    10000000 },
+	{ "archive_max_bytes",	CT_SIZE,	F(archive_max_bytes), 1024,
+	    1ULL << 42 },
+	{ "unpack_threads",	CT_UINT,	F(unpack_threads), 1, 64 },
 };
 
 #undef F
@@ -57,6 +67,9 @@ static int	config_parse_listen(struct config *, const char *, char *,
 		    size_t);
 static int	config_parse_size(const char *, unsigned long long *);
 static int	config_valid_label(const char *, int);
+static int	config_set_depot(struct config *, const char *, const char *,
+		    char *, size_t);
+static int	config_url_ok(const char *);
 static char	*config_trim(char *);
 
 void
@@ -70,6 +83,11 @@ config_defaults(struct config *cf)
 	cf->log_level = LOG_LVL_INFO;
 	cf->max_body = 1024 * 1024;
 	cf->http_threads = 4;
+	cf->workers = 4;
+	cf->download_max = 4ULL << 30;
+	cf->archive_max_entries = 200000;
+	cf->archive_max_bytes = 16ULL << 30;
+	cf->unpack_threads = 2;
 	snprintf(cf->cell, sizeof(cf->cell), "cell");
 	if (gethostname(cf->instance, sizeof(cf->instance)) != 0 ||
 	    config_valid_label(cf->instance, 0) != 0)
@@ -89,6 +107,8 @@ config_set(struct config *cf, const char *key, const char *value, char *err,
 	unsigned long long	 n;
 	enum log_level		 lvl;
 
+	if (strncmp(key, "depot.", 6) == 0)
+		return config_set_depot(cf, key + 6, value, err, errlen);
 	if ((k = config_find(key)) == NULL) {
 		snprintf(err, errlen, "unknown key '%s'", key);
 		return -1;
@@ -127,6 +147,11 @@ config_set(struct config *cf, const char *key, const char *value, char *err,
 		*(size_t *)field = (size_t)n;
 		return 0;
 	case CT_UINT:
+		if (!isdigit((unsigned char)value[0])) {
+			snprintf(err, errlen, "key '%s': '%s' is not a number "
+			    "between %llu and %llu", key, value, k->min, k->max);
+			return -1;
+		}
 		errno = 0;
 		n = strtoull(value, &end, 10);
 		if (errno != 0 || end == value || *end != '\0' ||
@@ -147,6 +172,19 @@ config_set(struct config *cf, const char *key, const char *value, char *err,
 		return 0;
 	case CT_LISTEN:
 		return config_parse_listen(cf, value, err, errlen);
+	case CT_URL:
+		if (value[0] != '\0' && !config_url_ok(value)) {
+			snprintf(err, errlen, "key '%s': '%s' is not an http:// "
+			    "or https:// URL", key, value);
+			return -1;
+		}
+		if (strlen(value) >= k->size) {
+			snprintf(err, errlen, "key '%s': URL longer than %zu "
+			    "bytes", key, k->size - 1);
+			return -1;
+		}
+		snprintf(field, k->size, "%s", value);
+		return 0;
 	case CT_LABEL:
 	case CT_NAME:
 		if (config_valid_label(value, k->type == CT_LABEL) != 0) {
@@ -213,6 +251,11 @@ config_env_name(const char *key, char *out, size_t outlen)
 {
 	size_t	i, n;
 
+	if (outlen < 7) {
+		if (outlen > 0)
+			out[0] = '\0';
+		return;
+	}
 	n = (size_t)snprintf(out, outlen, "NODEE_");
 	for (i = 0; key[i] != '\0' && n + 1 < outlen; i++, n++) {
 		if (key[i] == '.' || key[i] == '-')
@@ -292,6 +335,72 @@ config_listen_is_loopback(const struct config *cf)
 	return (ntohl(a4.s_addr) >> 24) == 127;
 }
 
+/*
+ * The depot for groupId: its own depot.<groupId> if one is configured,
+ * else the default depot; NULL when there is neither.
+ */
+const char *
+config_depot_for(const struct config *cf, const char *group)
+{
+	size_t	i;
+
+	for (i = 0; i < cf->ndepots; i++)
+		if (strcmp(cf->depots[i].group, group) == 0)
+			return cf->depots[i].url;
+	return cf->depot[0] != '\0' ? cf->depot : NULL;
+}
+
+/* depot.<groupId> = URL; a later setting for the same group wins. */
+static int
+config_set_depot(struct config *cf, const char *group, const char *url,
+    char *err, size_t errlen)
+{
+	size_t	i, n = strlen(group);
+
+	if (n == 0 || n >= sizeof(cf->depots[0].group) ||
+	    strspn(group, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789._-") != n || strstr(group, "..") != NULL ||
+	    group[0] == '.') {
+		snprintf(err, errlen, "key 'depot.%s': '%s' is not a groupId",
+		    group, group);
+		return -1;
+	}
+	if (!config_url_ok(url) || strlen(url) >= CONFIG_URL_MAX) {
+		snprintf(err, errlen, "key 'depot.%s': '%s' is not an http:// "
+		    "or https:// URL", group, url);
+		return -1;
+	}
+	for (i = 0; i < cf->ndepots; i++)
+		if (strcmp(cf->depots[i].group, group) == 0)
+			break;
+	if (i == CONFIG_DEPOTS_MAX) {
+		snprintf(err, errlen, "key 'depot.%s': more than %d group "
+		    "depots", group, CONFIG_DEPOTS_MAX);
+		return -1;
+	}
+	snprintf(cf->depots[i].group, sizeof(cf->depots[i].group), "%s",
+	    group);
+	snprintf(cf->depots[i].url, sizeof(cf->depots[i].url), "%s", url);
+	if (i == cf->ndepots)
+		cf->ndepots++;
+	return 0;
+}
+
+static int
+config_url_ok(const char *url)
+{
+	const char	*host;
+
+	if (strncmp(url, "http://", 7) == 0)
+		host = url + 7;
+	else if (strncmp(url, "https://", 8) == 0)
+		host = url + 8;
+	else
+		return 0;
+	return *host != '\0' && *host != '/' &&
+	    strpbrk(url, " \t\r\n\"<>\\") == NULL;
+}
+
 static const struct config_key *
 config_find(const char *key)
 {
@@ -333,6 +442,8 @@ config_parse_listen(struct config *cf, const char *value, char *err,
 		goto bad;
 	memcpy(host, hs, hl);
 	host[hl] = '\0';
+	if (!isdigit((unsigned char)colon[1]))
+		goto bad;
 	errno = 0;
 	port = strtoul(colon + 1, &end, 10);
 	if (errno != 0 || end == colon + 1 || *end != '\0' || port == 0 ||

@@ -15,6 +15,14 @@
 
 #define CONFIG_LABEL_MAX	64
 #define CONFIG_HOSTS_MAX	512
+#define CONFIG_URL_MAX		1024
+#define CONFIG_DEPOTS_MAX	64
+
+/* depot.<groupId> = URL: where one group's artifacts come from. */
+struct config_depot {
+	char	group[129];
+	char	url[CONFIG_URL_MAX];
+};
 
 struct config {
 	char		prefix[PATH_MAX];
@@ -31,6 +39,15 @@ struct config {
 	unsigned	http_threads;
 	char		cell[CONFIG_LABEL_MAX];
 	char		instance[CONFIG_LABEL_MAX];
+
+	unsigned	workers;
+	char		depot[CONFIG_URL_MAX];
+	struct config_depot depots[CONFIG_DEPOTS_MAX];
+	size_t		ndepots;
+	size_t		download_max;
+	size_t		archive_max_entries;
+	size_t		archive_max_bytes;
+	unsigned	unpack_threads;
 };
 
 void	config_defaults(struct config *);
@@ -41,5 +58,6 @@ int	config_load_env(struct config *, char *const *, char *, size_t);
 int	config_check(const struct config *, char *, size_t);
 void	config_env_name(const char *, char *, size_t);
 int	config_listen_is_loopback(const struct config *);
+const char	*config_depot_for(const struct config *, const char *);
 
 #endif

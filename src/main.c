@@ -18,9 +18,12 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "artifact.h"
 #include "auth.h"
 #include "config.h"
+#include "fetch.h"
 #include "http.h"
+#include "jobs.h"
 #include "log.h"
 #include "nodee.h"
 #include "prefix.h"
@@ -37,6 +40,7 @@ static const struct option daemon_opts[] = {
 	{ "prefix",	required_argument,	NULL, 'p' },
 	{ "listen",	required_argument,	NULL, 'l' },
 	{ "log-level",	required_argument,	NULL, 'L' },
+	{ "depot",	required_argument,	NULL, 'd' },
 	{ "show-login",	no_argument,		NULL, 's' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
@@ -78,6 +82,8 @@ usage(FILE *fp)
 	    "  --prefix DIR        key prefix: nodee's directory tree\n"
 	    "  --listen ADDR:PORT  key listen: HTTP address (127.0.0.1:8080)\n"
 	    "  --log-level LEVEL   key log_level: error, warn, info, debug\n"
+	    "  --depot [GROUP=]URL key depot, or depot.GROUP for one groupId\n"
+	    "                      (may be given several times)\n"
 	    "  --show-login        print the console's login URL (with the\n"
 	    "                      API token) at start-up\n"
 	    "  --help, --version\n");
@@ -88,7 +94,7 @@ daemon_main(int argc, char **argv)
 {
 	struct config	 cf;
 	struct api_ctx	 ctx;
-	char		 err[1024], path[PATH_MAX + 32];
+	char		 err[1024], path[PATH_MAX + 32], tmp[PATH_MAX + 8];
 	char		 token[AUTH_TOKEN_LEN + 1];
 	sigset_t	 sigs;
 	siginfo_t	 si;
@@ -121,6 +127,14 @@ daemon_main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/state/nodee.db", cf.prefix);
 	if (store_open(path, err, sizeof(err)) != 0)
 		fatal("%s: %s", path, err);
+	if (fetch_global_init() != 0)
+		fatal("cannot initialise libcurl");
+	artifact_init(&cf);
+	snprintf(tmp, sizeof(tmp), "%s/tmp", cf.prefix);
+	if (jobs_recover(tmp) < 0)
+		fatal("cannot recover the jobs of the last run");
+	if (jobs_start(tmp, cf.workers, artifact_job_kinds, NULL) != 0)
+		fatal("cannot start the job workers");
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cf = &cf;
@@ -157,11 +171,13 @@ daemon_main(int argc, char **argv)
 	log_info("main", "%s received from pid %ld: stopping",
 	    strsignal(sig), (long)si.si_pid);
 	http_stop(NODEE_SHUTDOWN_GRACE_S);
+	jobs_stop();
 	detail = json_pack("{s:s, s:I}", "signal", sigabbrev_np(sig),
 	    "uptime_s", (json_int_t)((store_now_ms() - ctx.started_ms) / 1000));
 	store_event("daemon.stopped", cf.instance, detail);
 	json_decref(detail);
 	store_close();
+	fetch_global_cleanup();
 	log_info("main", "stopped");
 	return 0;
 }
@@ -174,29 +190,50 @@ daemon_main(int argc, char **argv)
 static void
 daemon_config(struct config *cf, int argc, char **argv, int *show_login)
 {
-	const char	*file = NULL, *flag_keys[8], *flag_vals[8];
+	const char	*file = NULL, *flag_keys[32], *flag_vals[32];
+	const char	*flag_names[32], *eq, *scheme;
+	static char	 depot_keys[32][160];
 	char		 err[1024], abs[PATH_MAX];
 	struct stat	 st;
 	size_t		 nflags = 0, i;
 	int		 ch;
 
-	while ((ch = getopt_long(argc, argv, "c:p:l:L:shV", daemon_opts,
+	while ((ch = getopt_long(argc, argv, "c:p:l:L:d:shV", daemon_opts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			file = optarg;
 			break;
 		case 'p':
+			flag_names[nflags] = "prefix";
 			flag_keys[nflags] = "prefix";
 			flag_vals[nflags++] = optarg;
 			break;
 		case 'l':
+			flag_names[nflags] = "listen";
 			flag_keys[nflags] = "listen";
 			flag_vals[nflags++] = optarg;
 			break;
 		case 'L':
+			flag_names[nflags] = "log-level";
 			flag_keys[nflags] = "log_level";
 			flag_vals[nflags++] = optarg;
+			break;
+		case 'd':
+			/* GROUP=URL, as the original nodee's --depot. */
+			flag_names[nflags] = "depot";
+			eq = strchr(optarg, '=');
+			scheme = strstr(optarg, "://");
+			if (eq != NULL && scheme != NULL && eq < scheme) {
+				snprintf(depot_keys[nflags],
+				    sizeof(depot_keys[nflags]), "depot.%.*s",
+				    (int)(eq - optarg), optarg);
+				flag_keys[nflags] = depot_keys[nflags];
+				flag_vals[nflags++] = eq + 1;
+			} else {
+				flag_keys[nflags] = "depot";
+				flag_vals[nflags++] = optarg;
+			}
 			break;
 		case 's':
 			*show_login = 1;
@@ -232,7 +269,7 @@ daemon_config(struct config *cf, int argc, char **argv, int *show_login)
 	for (i = 0; i < nflags; i++) {
 		if (config_set(cf, flag_keys[i], flag_vals[i], err,
 		    sizeof(err)) != 0)
-			fatal("option --%s: %s", flag_keys[i], err);
+			fatal("option --%s: %s", flag_names[i], err);
 	}
 	if (config_check(cf, err, sizeof(err)) != 0)
 		fatal("configuration%s%s: %s", file ? " " : "", file ? file : "",

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "prefix.h"
 
 static const struct {
@@ -26,8 +27,6 @@ static const struct {
 	{ "state", 0700 },	/* token and database */
 	{ "tmp", 0700 },
 };
-
-static int	prefix_mkdirs(const char *, mode_t);
 
 /* Makes a relative prefix absolute against the working directory. */
 int
@@ -76,7 +75,7 @@ prefix_prepare(const char *prefix, char *err, size_t errlen)
 	size_t	i;
 	int	fd;
 
-	if (prefix_mkdirs(prefix, 0755) != 0) {
+	if (fs_mkdirs(prefix, 0755) != 0) {
 		snprintf(err, errlen, "cannot create prefix %s: %s", prefix,
 		    strerror(errno));
 		return -1;
@@ -90,6 +89,12 @@ prefix_prepare(const char *prefix, char *err, size_t errlen)
 		}
 		if (mkdir(path, prefix_dirs[i].mode) != 0 && errno != EEXIST) {
 			snprintf(err, errlen, "cannot create %s: %s", path,
+			    strerror(errno));
+			return -1;
+		}
+		/* An existing state/ or tmp/ is made private again. */
+		if (prefix_dirs[i].mode == 0700 && chmod(path, 0700) != 0) {
+			snprintf(err, errlen, "cannot make %s private: %s", path,
 			    strerror(errno));
 			return -1;
 		}
@@ -144,36 +149,6 @@ prefix_lock(const char *prefix, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot write lock file %s: %s", path,
 		    strerror(errno));
 		close(fd);
-		return -1;
-	}
-	return 0;
-}
-
-/* mkdir -p */
-static int
-prefix_mkdirs(const char *path, mode_t mode)
-{
-	char	buf[PATH_MAX], *p;
-	struct stat st;
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	for (p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, mode) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) != 0 && errno != EEXIST)
-		return -1;
-	if (stat(buf, &st) != 0)
-		return -1;
-	if (!S_ISDIR(st.st_mode)) {
-		errno = ENOTDIR;
 		return -1;
 	}
 	return 0;

@@ -108,7 +108,10 @@ store_configure(sqlite3 *db, char *err, size_t errlen)
 	return 0;
 }
 
-/* The highest migration applied to db, 0 for a new database, -1 on error. */
+/*
+ * The highest migration applied to db: 0 when schema_migrations is empty,
+ * -1 on error (also before store_migrate has created the table).
+ */
 int
 store_schema_version(sqlite3 *db)
 {

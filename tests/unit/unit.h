@@ -27,6 +27,10 @@
 
 #include <cmocka.h>
 
+#ifndef nitems
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+#endif
+
 /*
  * A message must name what was wrong; the test names the part that has
  * to be there and prints the whole message when it is not.

@@ -1,0 +1,44 @@
+/*
+ * artifact: coordinates (groupId:artifactId:version), their place under
+ * PREFIX/software and in the depot, and the install and removal jobs that
+ * keep PREFIX/software/<g>/<a>/<v>/ filled with whole, verified,
+ * read-only artifacts.
+ */
+#ifndef NODEE_ARTIFACT_H
+#define NODEE_ARTIFACT_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "config.h"
+#include "jobs.h"
+
+#define ARTIFACT_PART_MAX	128
+
+struct artifact_coord {
+	char	group[ARTIFACT_PART_MAX + 1];
+	char	artifact[ARTIFACT_PART_MAX + 1];
+	char	version[ARTIFACT_PART_MAX + 1];
+	char	gav[3 * ARTIFACT_PART_MAX + 3];	/* "g:a:v" */
+};
+
+extern const struct job_kind	artifact_job_kinds[];
+
+void	 artifact_init(const struct config *);
+int	 artifact_parse(const char *, struct artifact_coord *, char *,
+	    size_t);
+int	 artifact_from_parts(const char *, const char *, const char *,
+	    struct artifact_coord *, char *, size_t);
+int	 artifact_dir(const struct config *, const struct artifact_coord *,
+	    char *, size_t);
+int	 artifact_url(const struct config *, const struct artifact_coord *,
+	    char *, size_t, char *, size_t);
+json_t	*artifact_get(sqlite3 *, const struct artifact_coord *);
+json_t	*artifact_list(sqlite3 *);
+json_t	*artifact_users(sqlite3 *, const struct artifact_coord *);
+int	 artifact_submit_install(const struct artifact_coord *, const char *,
+	    const char *, json_t **, char *, size_t);
+int	 artifact_submit_remove(const struct artifact_coord *, json_t **,
+	    char *, size_t);
+
+#endif

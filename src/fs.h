@@ -1,0 +1,17 @@
+/*
+ * fs: file-system helpers shared by the jobs: recursive removal of trees
+ * that may be read-only, mkdir -p, and fsync of a directory so that a
+ * rename in it is durable.
+ */
+#ifndef NODEE_FS_H
+#define NODEE_FS_H
+
+#include <sys/types.h>
+
+int	fs_rmtree(const char *);
+int	fs_mkdirs(const char *, mode_t);
+int	fs_fsync_dir(const char *);
+int	fs_parent_fsync(const char *);
+int	fs_exists(const char *);
+
+#endif

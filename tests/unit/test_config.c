@@ -1,0 +1,832 @@
+/*
+ * test_config: the settings a daemon starts with.  Every key's parser
+ * with good and bad values, the three sources and their order (file <
+ * environment < flags), the error texts that tell an operator where a bad
+ * value came from, and the cross-key checks that keep a plain-HTTP
+ * listener off the network.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "unit.h"
+
+/* Larger than any key's longest message, so nothing is cut off. */
+#define ERRLEN	1024
+
+/* A value for a numeric key and what it must set the field to. */
+struct value {
+	const char		*text;
+	unsigned long long	 want;
+};
+
+static void	test_defaults(void **);
+static void	test_set_bool(void **);
+static void	test_set_size(void **);
+static void	test_set_uint(void **);
+static void	test_set_level(void **);
+static void	test_set_listen(void **);
+static void	test_set_listen_bad(void **);
+static void	test_set_string(void **);
+static void	test_set_cell(void **);
+static void	test_set_instance(void **);
+static void	test_set_unknown_key(void **);
+static void	test_file(void **);
+static void	test_file_precedence(void **);
+static void	test_file_unknown_key(void **);
+static void	test_file_bad_value(void **);
+static void	test_file_no_equals(void **);
+static void	test_file_missing(void **);
+static void	test_env(void **);
+static void	test_env_bad_value(void **);
+static void	test_env_name(void **);
+static void	test_check(void **);
+static void	test_loopback(void **);
+
+static void	set_ok(struct config *, const char *, const char *);
+static void	set_bad(struct config *, const char *, const char *);
+static void	set_bad_list(struct config *, const char *,
+		    const char *const *, size_t);
+static void	check_values(const char *, const struct value *, size_t,
+		    const char *const *, size_t);
+static unsigned long long	field_of(const struct config *, const char *);
+static void	check_label(struct config *, const char *, const char *,
+		    const char *const *, size_t, const char *const *, size_t);
+static void	write_conf(const char *, const char *, char *);
+
+int
+main(void)
+{
+	const struct CMUnitTest	tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_set_bool),
+		cmocka_unit_test(test_set_size),
+		cmocka_unit_test(test_set_uint),
+		cmocka_unit_test(test_set_level),
+		cmocka_unit_test(test_set_listen),
+		cmocka_unit_test(test_set_listen_bad),
+		cmocka_unit_test(test_set_string),
+		cmocka_unit_test(test_set_cell),
+		cmocka_unit_test(test_set_instance),
+		cmocka_unit_test(test_set_unknown_key),
+		cmocka_unit_test_setup_teardown(test_file, unit_dir_setup,
+		    unit_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_file_precedence,
+		    unit_dir_setup, unit_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_file_unknown_key,
+		    unit_dir_setup, unit_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_file_bad_value,
+		    unit_dir_setup, unit_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_file_no_equals,
+		    unit_dir_setup, unit_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_file_missing,
+		    unit_dir_setup, unit_dir_teardown),
+		cmocka_unit_test(test_env),
+		cmocka_unit_test(test_env_bad_value),
+		cmocka_unit_test(test_env_name),
+		cmocka_unit_test(test_check),
+		cmocka_unit_test(test_loopback),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+static void
+test_defaults(void **state)
+{
+	struct config	cf;
+	char		err[ERRLEN];
+	size_t		i;
+
+	(void)state;
+	/* Garbage first: config_defaults must set every field itself. */
+	memset(&cf, 0xa5, sizeof(cf));
+	config_defaults(&cf);
+	assert_string_equal(cf.prefix, "/var/lib/nodee");
+	assert_string_equal(cf.listen, "127.0.0.1:8080");
+	assert_string_equal(cf.listen_host, "127.0.0.1");
+	assert_int_equal(cf.listen_port, 8080);
+	assert_int_equal(cf.listen_ipv6, 0);
+	assert_int_equal(cf.log_level, LOG_LVL_INFO);
+	assert_string_equal(cf.tls_cert, "");
+	assert_string_equal(cf.tls_key, "");
+	assert_int_equal(cf.insecure_listen, 0);
+	assert_string_equal(cf.allowed_hosts, "");
+	assert_int_equal(cf.max_body, 1024 * 1024);
+	assert_int_equal(cf.http_threads, 4);
+	assert_string_equal(cf.cell, "cell");
+
+	/* The host name or "localhost": never empty, always a valid name. */
+	assert_true(strlen(cf.instance) > 0);
+	for (i = 0; cf.instance[i] != '\0'; i++)
+		assert_non_null(strchr("abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
+		    cf.instance[i]));
+
+	/* The defaults alone must be a configuration the daemon accepts. */
+	assert_int_equal(config_check(&cf, err, sizeof(err)), 0);
+	assert_true(config_listen_is_loopback(&cf));
+}
+
+static void
+test_set_bool(void **state)
+{
+	/* Ends with "0": a refused value must not switch anything on. */
+	static const struct value	good[] = {
+		{ "yes", 1 }, { "no", 0 }, { "true", 1 }, { "false", 0 },
+		{ "1", 1 }, { "0", 0 },
+	};
+	static const char		*bad[] = {
+		"maybe", "", "yess", "2", "on",
+	};
+	struct config			 cf;
+	char				 err[ERRLEN];
+
+	(void)state;
+	check_values("insecure_listen", good, nitems(good), bad, nitems(bad));
+	config_defaults(&cf);
+	assert_int_equal(config_set(&cf, "insecure_listen", "garbage", err,
+	    sizeof(err)), -1);
+	assert_contains(err, "insecure_listen");
+	assert_contains(err, "'garbage'");
+}
+
+static void
+test_set_size(void **state)
+{
+	static const struct value	good[] = {
+		{ "64", 64 },			/* the minimum */
+		{ "1K", 1024 },
+		{ "2k", 2048 },
+		{ "3KiB", 3 * 1024 },
+		{ "5M", 5 * 1024 * 1024 },
+		{ "7mib", 7 * 1024 * 1024 },
+		{ "1G", 1024 * 1024 * 1024 },	/* the maximum */
+		{ "1073741824", 1024 * 1024 * 1024 },
+		{ "1M", 1024 * 1024 },
+	};
+	static const char		*bad[] = {
+		"63", "0",			/* below the minimum */
+		"2G", "1073741825", "1048577K",	/* above the maximum */
+		"", "K", "-1", " 1M", "1.5M", "10KB", "10T",
+		"99999999999999999999",
+		/*
+		 * (2^34 + 1) G is 2^64 + 2^30 bytes: without the overflow
+		 * check it would wrap to exactly 1G and be accepted.
+		 */
+		"17179869185G",
+	};
+	struct config			 cf;
+	char				 err[ERRLEN];
+
+	(void)state;
+	check_values("max_body", good, nitems(good), bad, nitems(bad));
+	config_defaults(&cf);
+	assert_int_equal(config_set(&cf, "max_body", "2G", err, sizeof(err)),
+	    -1);
+	assert_contains(err, "max_body");
+	assert_contains(err, "'2G'");
+	assert_contains(err, "1073741824");
+}
+
+static void
+test_set_uint(void **state)
+{
+	static const struct value	good[] = {
+		{ "1", 1 }, { "256", 256 }, { "8", 8 },
+	};
+	static const char		*bad[] = {
+		"0", "257", "-1", "", "4x", "four", "1K",
+		"4294967300",	/* 4 if cut to 32 bits before the check */
+		"99999999999999999999999",
+	};
+	struct config			 cf;
+	char				 err[ERRLEN];
+
+	(void)state;
+	check_values("http_threads", good, nitems(good), bad, nitems(bad));
+	config_defaults(&cf);
+	assert_int_equal(config_set(&cf, "http_threads", "0", err,
+	    sizeof(err)), -1);
+	assert_contains(err, "http_threads");
+	assert_contains(err, "between 1 and 256");
+}
+
+static void
+test_set_level(void **state)
+{
+	static const struct value	good[] = {
+		{ "debug", LOG_LVL_DEBUG }, { "error", LOG_LVL_ERROR },
+		{ "WARN", LOG_LVL_WARN }, { "info", LOG_LVL_INFO },
+	};
+	static const char		*bad[] = { "verbose", "", "warning" };
+	struct config			 cf;
+	char				 err[ERRLEN];
+
+	(void)state;
+	check_values("log_level", good, nitems(good), bad, nitems(bad));
+	config_defaults(&cf);
+	assert_int_equal(config_set(&cf, "log_level", "loud", err,
+	    sizeof(err)), -1);
+	assert_contains(err, "log_level");
+	assert_contains(err, "'loud'");
+}
+
+static void
+test_set_listen(void **state)
+{
+	struct config	cf;
+
+	(void)state;
+	config_defaults(&cf);
+
+	set_ok(&cf, "listen", "0.0.0.0:80");
+	assert_string_equal(cf.listen, "0.0.0.0:80");
+	assert_string_equal(cf.listen_host, "0.0.0.0");
+	assert_int_equal(cf.listen_port, 80);
+	assert_int_equal(cf.listen_ipv6, 0);
+
+	set_ok(&cf, "listen", "[::1]:8080");
+	assert_string_equal(cf.listen, "[::1]:8080");
+	assert_string_equal(cf.listen_host, "::1");
+	assert_int_equal(cf.listen_port, 8080);
+	assert_int_equal(cf.listen_ipv6, 1);
+
+	/* Going back to IPv4 must clear the IPv6 flag. */
+	set_ok(&cf, "listen", "localhost:9000");
+	assert_string_equal(cf.listen_host, "localhost");
+	assert_int_equal(cf.listen_port, 9000);
+	assert_int_equal(cf.listen_ipv6, 0);
+
+	set_ok(&cf, "listen", "[::]:1");
+	assert_string_equal(cf.listen_host, "::");
+	assert_int_equal(cf.listen_port, 1);
+	assert_int_equal(cf.listen_ipv6, 1);
+
+	set_ok(&cf, "listen", "192.168.1.20:65535");
+	assert_string_equal(cf.listen_host, "192.168.1.20");
+	assert_int_equal(cf.listen_port, 65535);
+	assert_int_equal(cf.listen_ipv6, 0);
+}
+
+static void
+test_set_listen_bad(void **state)
+{
+	static const char	*bad[] = {
+		"127.0.0.1",		/* no port */
+		"127.0.0.1:",
+		"127.0.0.1:0",
+		"127.0.0.1:65536",
+		"127.0.0.1:70000",
+		"127.0.0.1:-1",
+		"127.0.0.1:80x",
+		"127.0.0.1:http",
+		":8080",		/* no host */
+		"example.com:80",	/* names need resolving: not here */
+		"256.0.0.1:80",
+		"127.1:80",
+		"::1:8080",		/* IPv6 needs brackets */
+		"[::1]",
+		"[::1]:",
+		"[::1]8080",
+		"[]:80",
+		"[127.0.0.1]:80",
+		"[localhost]:80",
+		"[::1:80",
+		"",
+	};
+	struct config		 cf;
+	char			 err[ERRLEN];
+
+	(void)state;
+	config_defaults(&cf);
+	set_bad_list(&cf, "listen", bad, nitems(bad));
+
+	/* A refused value leaves the previous one whole. */
+	assert_string_equal(cf.listen, "127.0.0.1:8080");
+	assert_string_equal(cf.listen_host, "127.0.0.1");
+	assert_int_equal(cf.listen_port, 8080);
+	assert_int_equal(cf.listen_ipv6, 0);
+
+	assert_int_equal(config_set(&cf, "listen", "127.0.0.1:70000", err,
+	    sizeof(err)), -1);
+	assert_contains(err, "'127.0.0.1:70000'");
+	assert_contains(err, "1-65535");
+}
+
+static void
+test_set_string(void **state)
+{
+	struct config	cf;
+	char		err[ERRLEN], *big;
+
+	(void)state;
+	config_defaults(&cf);
+	set_ok(&cf, "prefix", "/srv/nodee");
+	assert_string_equal(cf.prefix, "/srv/nodee");
+	set_ok(&cf, "tls_cert", "/etc/nodee/cert.pem");
+	assert_string_equal(cf.tls_cert, "/etc/nodee/cert.pem");
+	set_ok(&cf, "allowed_hosts", "a.example, b.example");
+	assert_string_equal(cf.allowed_hosts, "a.example, b.example");
+
+	/* One byte too long for the field must be refused, not cut. */
+	big = malloc(sizeof(cf.prefix) + 1);
+	assert_non_null(big);
+	memset(big, 'p', sizeof(cf.prefix));
+	big[sizeof(cf.prefix)] = '\0';
+	assert_int_equal(config_set(&cf, "prefix", big, err, sizeof(err)), -1);
+	assert_contains(err, "prefix");
+	assert_contains(err, "longer");
+	assert_string_equal(cf.prefix, "/srv/nodee");
+	big[sizeof(cf.prefix) - 1] = '\0';
+	set_ok(&cf, "prefix", big);
+	assert_int_equal(strlen(cf.prefix), sizeof(cf.prefix) - 1);
+	free(big);
+}
+
+static void
+test_set_cell(void **state)
+{
+	static const char	*good[] = { "eu-west-1", "a", "0-9" };
+	/* A cell is a coordinate label: lower case, digits and '-' only. */
+	static const char	*bad[] = {
+		"", "Prod", "eu_west", "eu.west", ".x", "a b", "a/b",
+		"caf\xc3\xa9",
+	};
+	struct config		 cf;
+	char			 err[ERRLEN];
+
+	(void)state;
+	config_defaults(&cf);
+	check_label(&cf, "cell", cf.cell, good, nitems(good), bad,
+	    nitems(bad));
+	assert_int_equal(config_set(&cf, "cell", "Prod", err, sizeof(err)),
+	    -1);
+	assert_contains(err, "cell");
+	assert_contains(err, "'Prod'");
+}
+
+static void
+test_set_instance(void **state)
+{
+	/* Host names as EC2 and people write them. */
+	static const char	*good[] = {
+		"ip-10-0-0-1.eu-west-1.compute.internal", "Build_Host-2", "a",
+	};
+	static const char	*bad[] = {
+		"", ".hidden", "a b", "a/b", "../x", "a:b", "caf\xc3\xa9",
+	};
+	struct config		 cf;
+	char			 err[ERRLEN];
+
+	(void)state;
+	config_defaults(&cf);
+	check_label(&cf, "instance", cf.instance, good, nitems(good), bad,
+	    nitems(bad));
+	assert_int_equal(config_set(&cf, "instance", ".x", err, sizeof(err)),
+	    -1);
+	assert_contains(err, "instance");
+	assert_contains(err, "'.x'");
+}
+
+static void
+test_set_unknown_key(void **state)
+{
+	struct config	cf, before;
+	char		err[ERRLEN];
+
+	(void)state;
+	config_defaults(&cf);
+	memcpy(&before, &cf, sizeof(cf));
+	assert_int_equal(config_set(&cf, "lisen", "127.0.0.1:1", err,
+	    sizeof(err)), -1);
+	assert_contains(err, "unknown key 'lisen'");
+	/* Keys are exact: no case folding, no prefix match. */
+	assert_int_equal(config_set(&cf, "LISTEN", "127.0.0.1:1", err,
+	    sizeof(err)), -1);
+	assert_contains(err, "'LISTEN'");
+	assert_int_equal(config_set(&cf, "list", "127.0.0.1:1", err,
+	    sizeof(err)), -1);
+	assert_int_equal(config_set(&cf, "", "x", err, sizeof(err)), -1);
+	assert_memory_equal(&cf, &before, sizeof(cf));
+}
+
+static void
+test_file(void **state)
+{
+	struct config	cf;
+	char		path[PATH_MAX], err[ERRLEN];
+
+	config_defaults(&cf);
+	write_conf(*state, "# nodee test configuration\n"
+	    "\n"
+	    "   \n"
+	    "   listen   =   0.0.0.0:9000   \n"
+	    "\tlog_level=debug\n"
+	    "# max_body = 5M\n"
+	    "    # indented comment = with an equals sign\n"
+	    "max_body = 2M\r\n"
+	    "insecure_listen = yes\n"
+	    "allowed_hosts = a.example, b.example\n"
+	    "cell = eu-1\n"
+	    "cell = eu-2\n"
+	    "http_threads = 16", path);
+
+	assert_int_equal(config_load_file(&cf, path, err, sizeof(err)), 0);
+	assert_string_equal(cf.listen, "0.0.0.0:9000");
+	assert_string_equal(cf.listen_host, "0.0.0.0");
+	assert_int_equal(cf.listen_port, 9000);
+	assert_int_equal(cf.log_level, LOG_LVL_DEBUG);
+	assert_int_equal(cf.max_body, 2 * 1024 * 1024);
+	assert_int_equal(cf.insecure_listen, 1);
+	/* Inner spaces are part of the value; only the ends are trimmed. */
+	assert_string_equal(cf.allowed_hosts, "a.example, b.example");
+	/* The later line wins, as a later source does. */
+	assert_string_equal(cf.cell, "eu-2");
+	/* The last line needs no newline. */
+	assert_int_equal(cf.http_threads, 16);
+	/* Keys the file does not mention keep their defaults. */
+	assert_string_equal(cf.prefix, "/var/lib/nodee");
+
+	/* A file with only comments changes nothing. */
+	config_defaults(&cf);
+	write_conf(*state, "# nothing\n\n#listen = 0.0.0.0:1\n", path);
+	assert_int_equal(config_load_file(&cf, path, err, sizeof(err)), 0);
+	assert_string_equal(cf.listen, "127.0.0.1:8080");
+}
+
+/* The order main.c applies them in: file, environment, flags. */
+static void
+test_file_precedence(void **state)
+{
+	char *const	envp[] = {
+		"NODEE_LISTEN=127.0.0.1:9001",
+		"NODEE_PREFIX=/from/env",
+		NULL,
+	};
+	struct config	cf;
+	char		path[PATH_MAX], err[ERRLEN];
+
+	config_defaults(&cf);
+	write_conf(*state, "listen = 0.0.0.0:9000\n"
+	    "prefix = /from/file\n"
+	    "log_level = debug\n"
+	    "http_threads = 2\n", path);
+	assert_int_equal(config_load_file(&cf, path, err, sizeof(err)), 0);
+	assert_int_equal(config_load_env(&cf, envp, err, sizeof(err)), 0);
+	set_ok(&cf, "prefix", "/from/flag");
+	set_ok(&cf, "http_threads", "3");
+
+	assert_string_equal(cf.listen, "127.0.0.1:9001");	/* env */
+	assert_int_equal(cf.listen_port, 9001);
+	assert_string_equal(cf.prefix, "/from/flag");		/* flag */
+	assert_int_equal(cf.http_threads, 3);			/* flag */
+	assert_int_equal(cf.log_level, LOG_LVL_DEBUG);		/* file */
+	assert_int_equal(cf.max_body, 1024 * 1024);		/* default */
+}
+
+static void
+test_file_unknown_key(void **state)
+{
+	struct config	cf;
+	char		path[PATH_MAX], err[ERRLEN], want[PATH_MAX + 16];
+
+	config_defaults(&cf);
+	write_conf(*state, "# comment\n"
+	    "listen = 127.0.0.1:8081\n"
+	    "  bogus_key = 1\n"
+	    "prefix = /never/reached\n", path);
+	assert_int_equal(config_load_file(&cf, path, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:3:", path);
+	assert_contains(err, want);
+	assert_contains(err, "'bogus_key'");
+	/* Loading stops at the bad line. */
+	assert_string_equal(cf.prefix, "/var/lib/nodee");
+}
+
+static void
+test_file_bad_value(void **state)
+{
+	struct config	cf;
+	char		path[PATH_MAX], err[ERRLEN], want[PATH_MAX + 16];
+
+	config_defaults(&cf);
+	write_conf(*state, "listen = 127.0.0.1:8081\n"
+	    "max_body = lots\n", path);
+	assert_int_equal(config_load_file(&cf, path, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:2:", path);
+	assert_contains(err, want);
+	assert_contains(err, "max_body");
+	assert_contains(err, "'lots'");
+
+	/* A value that is empty after '=' is still checked. */
+	config_defaults(&cf);
+	write_conf(*state, "\n\n\nhttp_threads =\n", path);
+	assert_int_equal(config_load_file(&cf, path, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:4:", path);
+	assert_contains(err, want);
+	assert_contains(err, "http_threads");
+}
+
+static void
+test_file_no_equals(void **state)
+{
+	struct config	cf;
+	char		path[PATH_MAX], err[ERRLEN], want[PATH_MAX + 16];
+
+	config_defaults(&cf);
+	write_conf(*state, "listen = 127.0.0.1:8081\n"
+	    "\n"
+	    "listen 127.0.0.1:9\n", path);
+	assert_int_equal(config_load_file(&cf, path, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:3:", path);
+	assert_contains(err, want);
+	assert_contains(err, "key = value");
+	assert_contains(err, "listen 127.0.0.1:9");
+}
+
+static void
+test_file_missing(void **state)
+{
+	struct config	cf;
+	char		path[PATH_MAX], err[ERRLEN];
+
+	config_defaults(&cf);
+	unit_path(path, *state, "absent.conf");
+	assert_int_equal(config_load_file(&cf, path, err, sizeof(err)), -1);
+	assert_contains(err, path);
+	assert_contains(err, "No such file");
+}
+
+static void
+test_env(void **state)
+{
+	char *const	envp[] = {
+		"PATH=/usr/bin:/bin",
+		"NODEE_LISTEN=[::1]:7000",
+		"NODEE_HTTP_THREADS=8",
+		"NODEE_MAX_BODY=4K",
+		"NODEE_INSECURE_LISTEN=yes",
+		/* Not keys: a longer name, a prefix, the --config variable. */
+		"NODEE_LISTENER=garbage",
+		"XNODEE_CELL=garbage",
+		"NODEE_CONFIG=/etc/nodee/nodee.conf",
+		"NODEE_CELL",
+		"nodee_instance=garbage",
+		NULL,
+	};
+	char *const	empty[] = { NULL };
+	struct config	cf;
+	char		err[ERRLEN];
+
+	(void)state;
+	config_defaults(&cf);
+	assert_int_equal(config_load_env(&cf, envp, err, sizeof(err)), 0);
+	assert_string_equal(cf.listen, "[::1]:7000");
+	assert_string_equal(cf.listen_host, "::1");
+	assert_int_equal(cf.listen_port, 7000);
+	assert_int_equal(cf.listen_ipv6, 1);
+	assert_int_equal(cf.http_threads, 8);
+	assert_int_equal(cf.max_body, 4096);
+	assert_int_equal(cf.insecure_listen, 1);
+	assert_string_equal(cf.cell, "cell");
+	assert_string_equal(cf.prefix, "/var/lib/nodee");
+
+	config_defaults(&cf);
+	assert_int_equal(config_load_env(&cf, empty, err, sizeof(err)), 0);
+	assert_string_equal(cf.listen, "127.0.0.1:8080");
+}
+
+static void
+test_env_bad_value(void **state)
+{
+	char *const	envp[] = {
+		"NODEE_LISTEN=127.0.0.1:9",
+		"NODEE_HTTP_THREADS=0",
+		NULL,
+	};
+	char *const	envp2[] = { "NODEE_LISTEN=nowhere", NULL };
+	struct config	cf;
+	char		err[ERRLEN];
+
+	(void)state;
+	config_defaults(&cf);
+	assert_int_equal(config_load_env(&cf, envp, err, sizeof(err)), -1);
+	assert_contains(err, "NODEE_HTTP_THREADS");
+	assert_contains(err, "'0'");
+
+	config_defaults(&cf);
+	assert_int_equal(config_load_env(&cf, envp2, err, sizeof(err)), -1);
+	assert_contains(err, "NODEE_LISTEN");
+	assert_contains(err, "'nowhere'");
+	assert_string_equal(cf.listen, "127.0.0.1:8080");
+}
+
+static void
+test_env_name(void **state)
+{
+	char	name[128], small[10];
+
+	(void)state;
+	config_env_name("depot.com-x", name, sizeof(name));
+	assert_string_equal(name, "NODEE_DEPOT_COM_X");
+	config_env_name("listen", name, sizeof(name));
+	assert_string_equal(name, "NODEE_LISTEN");
+	config_env_name("max_body", name, sizeof(name));
+	assert_string_equal(name, "NODEE_MAX_BODY");
+	config_env_name("Mixed.Case-9", name, sizeof(name));
+	assert_string_equal(name, "NODEE_MIXED_CASE_9");
+
+	/* A short buffer gets a terminated prefix of the name. */
+	config_env_name("listen", small, sizeof(small));
+	assert_string_equal(small, "NODEE_LIS");
+}
+
+static void
+test_check(void **state)
+{
+	struct config	cf;
+	char		err[ERRLEN];
+
+	(void)state;
+	config_defaults(&cf);
+	assert_int_equal(config_check(&cf, err, sizeof(err)), 0);
+
+	/* Plain HTTP on the network is refused unless asked for. */
+	set_ok(&cf, "listen", "0.0.0.0:8080");
+	assert_int_equal(config_check(&cf, err, sizeof(err)), -1);
+	assert_contains(err, "0.0.0.0:8080");
+	assert_contains(err, "insecure_listen");
+	assert_contains(err, "tls_cert");
+	set_ok(&cf, "insecure_listen", "yes");
+	assert_int_equal(config_check(&cf, err, sizeof(err)), 0);
+
+	config_defaults(&cf);
+	set_ok(&cf, "listen", "[::]:8080");
+	assert_int_equal(config_check(&cf, err, sizeof(err)), -1);
+	set_ok(&cf, "tls_cert", "/etc/nodee/cert.pem");
+	set_ok(&cf, "tls_key", "/etc/nodee/key.pem");
+	assert_int_equal(config_check(&cf, err, sizeof(err)), 0);
+
+	/* Half a TLS configuration is an error even on loopback. */
+	config_defaults(&cf);
+	set_ok(&cf, "tls_cert", "/etc/nodee/cert.pem");
+	assert_int_equal(config_check(&cf, err, sizeof(err)), -1);
+	assert_contains(err, "tls_cert and tls_key");
+	config_defaults(&cf);
+	set_ok(&cf, "tls_key", "/etc/nodee/key.pem");
+	assert_int_equal(config_check(&cf, err, sizeof(err)), -1);
+	assert_contains(err, "tls_cert and tls_key");
+	/* insecure_listen does not excuse a missing key. */
+	set_ok(&cf, "insecure_listen", "yes");
+	assert_int_equal(config_check(&cf, err, sizeof(err)), -1);
+
+	config_defaults(&cf);
+	set_ok(&cf, "prefix", "");
+	assert_int_equal(config_check(&cf, err, sizeof(err)), -1);
+	assert_contains(err, "prefix");
+
+	config_defaults(&cf);
+	set_ok(&cf, "listen", "[::1]:8080");
+	assert_int_equal(config_check(&cf, err, sizeof(err)), 0);
+	set_ok(&cf, "listen", "localhost:8080");
+	assert_int_equal(config_check(&cf, err, sizeof(err)), 0);
+}
+
+static void
+test_loopback(void **state)
+{
+	static const struct {
+		const char	*listen;
+		int		 loopback;
+	} cases[] = {
+		{ "127.0.0.1:80", 1 },
+		{ "127.0.0.2:80", 1 },
+		{ "127.255.255.254:80", 1 },
+		{ "localhost:80", 1 },
+		{ "[::1]:80", 1 },
+		{ "0.0.0.0:80", 0 },
+		{ "126.255.255.255:80", 0 },
+		{ "128.0.0.1:80", 0 },
+		{ "10.0.0.1:80", 0 },
+		{ "[::]:80", 0 },
+		{ "[::2]:80", 0 },
+		{ "[fe80::1]:80", 0 },
+	};
+	struct config	cf;
+	size_t		i;
+
+	(void)state;
+	for (i = 0; i < nitems(cases); i++) {
+		config_defaults(&cf);
+		set_ok(&cf, "listen", cases[i].listen);
+		if (config_listen_is_loopback(&cf) != cases[i].loopback)
+			fail_msg("%s: loopback should be %d", cases[i].listen,
+			    cases[i].loopback);
+	}
+}
+
+static void
+set_ok(struct config *cf, const char *key, const char *value)
+{
+	char	err[ERRLEN];
+
+	if (config_set(cf, key, value, err, sizeof(err)) != 0)
+		fail_msg("%s = '%s' refused: %s", key, value, err);
+}
+
+/* A refused value must come with a message naming the key. */
+static void
+set_bad(struct config *cf, const char *key, const char *value)
+{
+	char	err[ERRLEN];
+
+	err[0] = '\0';
+	if (config_set(cf, key, value, err, sizeof(err)) == 0)
+		fail_msg("%s = '%s' accepted", key, value);
+	assert_contains(err, key);
+}
+
+static void
+set_bad_list(struct config *cf, const char *key, const char *const *values,
+    size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		set_bad(cf, key, values[i]);
+}
+
+/*
+ * Each good value sets the key's field to what it should; each bad one
+ * is refused and leaves the last good one in place.
+ */
+static void
+check_values(const char *key, const struct value *good, size_t ngood,
+    const char *const *bad, size_t nbad)
+{
+	struct config		cf;
+	unsigned long long	last;
+	size_t			i;
+
+	config_defaults(&cf);
+	for (i = 0; i < ngood; i++) {
+		set_ok(&cf, key, good[i].text);
+		if (field_of(&cf, key) != good[i].want)
+			fail_msg("%s = '%s' gives %llu, not %llu", key,
+			    good[i].text, field_of(&cf, key), good[i].want);
+	}
+	last = field_of(&cf, key);
+	set_bad_list(&cf, key, bad, nbad);
+	assert_int_equal(field_of(&cf, key), last);
+}
+
+/* The field behind a numeric key, whatever its C type. */
+static unsigned long long
+field_of(const struct config *cf, const char *key)
+{
+	if (strcmp(key, "insecure_listen") == 0)
+		return (unsigned long long)cf->insecure_listen;
+	if (strcmp(key, "max_body") == 0)
+		return cf->max_body;
+	if (strcmp(key, "http_threads") == 0)
+		return cf->http_threads;
+	if (strcmp(key, "log_level") == 0)
+		return (unsigned long long)cf->log_level;
+	fail_msg("%s is not a numeric key", key);
+	return 0;
+}
+
+/*
+ * A label key (field is its place in cf) takes each good value and 1 to
+ * 63 characters, and refuses each bad one, keeping the value it had.
+ */
+static void
+check_label(struct config *cf, const char *key, const char *field,
+    const char *const *good, size_t ngood, const char *const *bad,
+    size_t nbad)
+{
+	char	longest[CONFIG_LABEL_MAX + 1];
+	size_t	i;
+
+	for (i = 0; i < ngood; i++) {
+		set_ok(cf, key, good[i]);
+		assert_string_equal(field, good[i]);
+	}
+	memset(longest, 'x', 64);
+	longest[64] = '\0';
+	set_bad(cf, key, longest);
+	longest[63] = '\0';
+	set_ok(cf, key, longest);
+	assert_string_equal(field, longest);
+	set_bad_list(cf, key, bad, nbad);
+	assert_string_equal(field, longest);
+}
+
+/* Writes dir/nodee.conf; path gets its name (PATH_MAX bytes). */
+static void
+write_conf(const char *dir, const char *text, char *path)
+{
+	unit_path(path, dir, "nodee.conf");
+	unit_write(path, text, 0644);
+}
