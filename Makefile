@@ -28,7 +28,7 @@ OBJS	 = $(MODULES:%=build/%.o) build/gen/embedded.o
 SAN_OBJS = $(MODULES:%=build/san/%.o) build/san/embedded.o
 
 .PHONY: all run test test-unit test-integration test-asan lint clean deps \
-	format
+	format bench
 
 all: nodee
 
@@ -93,6 +93,11 @@ test-asan: build/san/nodee $(UNIT:%=build/san/test_%)
 	@set -e; for t in $(UNIT:%=build/san/test_%); do echo "== $$t"; ./$$t; done
 	NODEE_BIN=$(CURDIR)/build/san/nodee NODEE_SANITIZED=1 \
 		node --test tests/integration/
+
+# Numbers, not pass or fail: nodee against curl + unzip on loopback.
+bench: deps
+	@$(MAKE) --no-print-directory all
+	node tests/bench/artifacts.js
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \

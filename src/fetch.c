@@ -60,8 +60,7 @@ struct fetch_xfer {
 	CURL			*curl;
 	char			 url[FETCH_URL_SHOWN];	/* without credentials */
 	int			 fd;		/* -1: into buf */
-	char			*buf;
-	size_t			 buflen;
+	char			*buf;		/* max + 1 bytes */
 	uint64_t		 max;		/* 0: no limit */
 	int			 hashing;
 	gnutls_hash_hd_t	 sha256;	/* NULL when not in use */
@@ -151,33 +150,38 @@ fetch_url_ok(const char *url, char *why, size_t whylen)
 		return 0;
 	}
 	rc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
-	if (rc == CURLUE_BAD_SCHEME && strstr(url, "://") == NULL)
-		snprintf(why, whylen, "the URL has no scheme: only http and "
-		    "https URLs are allowed (http://host/path)");
-	else if (rc == CURLUE_NO_HOST)
-		snprintf(why, whylen, "the URL has no host");
-	else if (rc != CURLUE_OK)
-		snprintf(why, whylen, "not a valid URL: %s",
-		    curl_url_strerror(rc));
-	else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
-		snprintf(why, whylen, "the URL has no scheme: only http and "
-		    "https URLs are allowed (http://host/path)");
-	else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
+	if (rc == CURLUE_OK)
+		rc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+	if (rc == CURLUE_OK && strcmp(scheme, "http") != 0 &&
+	    strcmp(scheme, "https") != 0) {
 		snprintf(why, whylen, "only http and https URLs are allowed, "
 		    "not %.32s", scheme);
-	else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-	    host[0] == '\0')
-		snprintf(why, whylen, "the URL has no host");
-	else {
+		goto out;
+	}
+	if (rc == CURLUE_OK && (curl_url_get(u, CURLUPART_HOST, &host, 0) !=
+	    CURLUE_OK || host[0] == '\0'))
+		rc = CURLUE_NO_HOST;
+	if (rc == CURLUE_OK) {
 		/* curl accepts "http:/h" and "http:///h"; RFC 3986 does not. */
 		auth = url + strlen(scheme);
 		if (strncmp(auth, "://", 3) != 0 || auth[3] == '\0' ||
 		    strchr("/?#", auth[3]) != NULL)
-			snprintf(why, whylen, "the URL has no host: it must "
-			    "start with %s://host", scheme);
-		else
-			ok = 1;
+			rc = CURLUE_NO_HOST;
 	}
+
+	if (rc == CURLUE_OK)
+		ok = 1;
+	else if (rc == CURLUE_NO_HOST)
+		snprintf(why, whylen, "the URL has no host: it must start with "
+		    "http://host or https://host");
+	else if ((rc == CURLUE_BAD_SCHEME || rc == CURLUE_NO_SCHEME) &&
+	    strstr(url, "://") == NULL)
+		snprintf(why, whylen, "the URL has no scheme: only http and "
+		    "https URLs are allowed (http://host/path)");
+	else
+		snprintf(why, whylen, "not a valid URL: %s",
+		    curl_url_strerror(rc));
+out:
 	curl_free(scheme);
 	curl_free(host);
 	curl_url_cleanup(u);
@@ -252,7 +256,6 @@ fetch_text(const char *url, char *buf, size_t buflen, long *status,
 	x.opts = &opts;
 	x.fd = -1;
 	x.buf = buf;
-	x.buflen = buflen;
 	/* At least one byte of body: a max_bytes of 0 would mean no limit. */
 	if (buflen < 2) {
 		fetch_url_shown(url, x.url, sizeof(x.url));
