@@ -16,7 +16,9 @@
 #include "jobs.h"
 #include "machine.h"
 #include "nodee.h"
+#include "service.h"
 #include "store.h"
+#include "sup.h"
 
 #define API_JOBS_LIMIT		50
 #define API_JOBS_LIMIT_MAX	500
@@ -35,6 +37,19 @@ static int	api_coord(struct http_req *, struct artifact_coord *);
 static int	api_job_id(struct http_req *, int64_t *);
 static void	api_job_answer(struct http_req *, int, json_t *);
 static int	api_only_keys(struct http_req *, const char *const *);
+static void	api_service_list(struct http_req *, void *);
+static void	api_service_get(struct http_req *, void *);
+static void	api_service_put(struct http_req *, void *);
+static void	api_service_delete(struct http_req *, void *);
+static void	api_service_op(struct http_req *, enum sup_op);
+static void	api_service_start(struct http_req *, void *);
+static void	api_service_stop(struct http_req *, void *);
+static void	api_service_drain(struct http_req *, void *);
+static void	api_service_restart(struct http_req *, void *);
+static void	api_service_logs(struct http_req *, void *);
+static int	api_service_coord(struct http_req *, struct coord *);
+static void	api_service_answer(struct http_req *, int, const char *,
+		    json_t *);
 
 const struct http_route api_routes[] = {
 	{ "GET",	"/healthz",			api_healthz },
@@ -46,6 +61,15 @@ const struct http_route api_routes[] = {
 	{ "GET",	"/api/v1/jobs",			api_job_list },
 	{ "GET",	"/api/v1/jobs/:id",		api_job_get },
 	{ "DELETE",	"/api/v1/jobs/:id",		api_job_delete },
+	{ "GET",	"/api/v1/services",		api_service_list },
+	{ "GET",	"/api/v1/services/:c",		api_service_get },
+	{ "PUT",	"/api/v1/services/:c",		api_service_put },
+	{ "DELETE",	"/api/v1/services/:c",		api_service_delete },
+	{ "POST",	"/api/v1/services/:c/start",	api_service_start },
+	{ "POST",	"/api/v1/services/:c/stop",	api_service_stop },
+	{ "POST",	"/api/v1/services/:c/drain",	api_service_drain },
+	{ "POST",	"/api/v1/services/:c/restart",	api_service_restart },
+	{ "GET",	"/api/v1/services/:c/logs",	api_service_logs },
 	{ "GET",	"/",				api_index },
 	{ NULL,		NULL,				NULL },
 };
@@ -375,4 +399,234 @@ api_only_keys(struct http_req *r, const char *const *keys)
 		}
 	}
 	return 0;
+}
+
+static void
+api_service_list(struct http_req *r, void *arg)
+{
+	sqlite3	*db = store_db();
+
+	(void)arg;
+	if (db == NULL) {
+		http_problem(r, 503, "the store is unavailable");
+		return;
+	}
+	http_json(r, 200, json_pack("{s:o}", "services", service_list(db)));
+}
+
+static void
+api_service_get(struct http_req *r, void *arg)
+{
+	struct coord	c;
+
+	(void)arg;
+	if (api_service_coord(r, &c) != 0)
+		return;
+	api_service_answer(r, 200, c.name, NULL);
+}
+
+/*
+ * PUT /api/v1/services/{coordinate}: create or replace from a start spec.
+ * An artifact that is not installed is installed first (a job, in the
+ * answer as "job"); the service starts when it is ready.
+ */
+static void
+api_service_put(struct http_req *r, void *arg)
+{
+	struct api_ctx		*ctx = arg;
+	struct coord		 c;
+	struct artifact_coord	 ac;
+	json_t			*spec, *job = NULL;
+	char			 err[1024];
+	int64_t			 jid = 0;
+	int			 status;
+
+	if (api_service_coord(r, &c) != 0)
+		return;
+	if ((spec = service_spec_check(ctx->cf, r->body, err, sizeof(err))) ==
+	    NULL) {
+		http_problem(r, 400, "%s", err);
+		return;
+	}
+	if (artifact_parse(json_string_value(json_object_get(spec,
+	    "artifact")), &ac, err, sizeof(err)) != 0) {
+		json_decref(spec);
+		http_problem(r, 400, "%s", err);
+		return;
+	}
+	status = artifact_submit_install(&ac, NULL, NULL, &job, err,
+	    sizeof(err));
+	if (status == 202)
+		jid = json_integer_value(json_object_get(job, "id"));
+	else if (status != 200) {
+		json_decref(spec);
+		http_problem(r, status < 0 ? 500 : status, "the artifact cannot "
+		    "be installed: %s", err);
+		return;
+	}
+	status = sup_command(SUP_PUT, c.name, spec, jid, 0, err, sizeof(err));
+	if (status >= 300) {
+		json_decref(job);
+		http_problem(r, status, "%s", err);
+		return;
+	}
+	api_service_answer(r, jid > 0 ? 202 : status, c.name, jid > 0 ? job :
+	    NULL);
+	if (jid <= 0)
+		json_decref(job);
+}
+
+/* DELETE /api/v1/services/{coordinate}[?purge=true] */
+static void
+api_service_delete(struct http_req *r, void *arg)
+{
+	struct coord	 c;
+	const char	*purge = http_query(r, "purge");
+	char		 err[512];
+	int		 status;
+
+	(void)arg;
+	if (api_service_coord(r, &c) != 0)
+		return;
+	if (purge != NULL && strcmp(purge, "true") != 0 &&
+	    strcmp(purge, "false") != 0) {
+		http_problem(r, 400, "purge: must be true or false");
+		return;
+	}
+	status = sup_command(SUP_DELETE, c.name, NULL, 0, purge != NULL &&
+	    strcmp(purge, "true") == 0, err, sizeof(err));
+	if (status >= 300) {
+		http_problem(r, status, "%s", err);
+		return;
+	}
+	api_service_answer(r, 200, c.name, NULL);
+}
+
+static void
+api_service_op(struct http_req *r, enum sup_op op)
+{
+	struct coord	c;
+	char		err[512];
+	int		status;
+
+	if (api_service_coord(r, &c) != 0)
+		return;
+	status = sup_command(op, c.name, NULL, 0, 0, err, sizeof(err));
+	if (status >= 300) {
+		http_problem(r, status, "%s", err);
+		return;
+	}
+	api_service_answer(r, 200, c.name, NULL);
+}
+
+static void
+api_service_start(struct http_req *r, void *arg)
+{
+	(void)arg;
+	api_service_op(r, SUP_START);
+}
+
+static void
+api_service_stop(struct http_req *r, void *arg)
+{
+	(void)arg;
+	api_service_op(r, SUP_STOP);
+}
+
+static void
+api_service_drain(struct http_req *r, void *arg)
+{
+	(void)arg;
+	api_service_op(r, SUP_DRAIN);
+}
+
+static void
+api_service_restart(struct http_req *r, void *arg)
+{
+	(void)arg;
+	api_service_op(r, SUP_RESTART);
+}
+
+/* GET …/logs?stream=stdout|stderr&tail=N (default 100 lines). */
+static void
+api_service_logs(struct http_req *r, void *arg)
+{
+	struct api_ctx	*ctx = arg;
+	struct coord	 c;
+	sqlite3		*db = store_db();
+	json_t		*s;
+	const char	*stream = http_query(r, "stream"), *t;
+	char		*text, *end, err[512];
+	size_t		 len;
+	long		 tail = 100;
+
+	if (api_service_coord(r, &c) != 0)
+		return;
+	if (stream == NULL)
+		stream = "stdout";
+	if (strcmp(stream, "stdout") != 0 && strcmp(stream, "stderr") != 0) {
+		http_problem(r, 400, "stream: must be stdout or stderr");
+		return;
+	}
+	if ((t = http_query(r, "tail")) != NULL) {
+		errno = 0;
+		tail = strtol(t, &end, 10);
+		if (errno != 0 || *end != '\0' || tail < 1 || tail > 100000) {
+			http_problem(r, 400, "tail: must be 1 to 100000 lines");
+			return;
+		}
+	}
+	if (db == NULL || (s = service_get(db, c.name)) == NULL) {
+		http_problem(r, 404, "no service %s", c.name);
+		return;
+	}
+	json_decref(s);
+	if ((text = service_log_tail(ctx->cf, &c, stream, tail, &len, err,
+	    sizeof(err))) == NULL) {
+		http_problem(r, 500, "%s", err);
+		return;
+	}
+	http_body(r, 200, "text/plain; charset=utf-8", text, len);
+	free(text);
+}
+
+static int
+api_service_coord(struct http_req *r, struct coord *c)
+{
+	char	err[512];
+
+	if (coord_parse(r->params[0], c, err, sizeof(err)) != 0) {
+		http_problem(r, 400, "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The service as the store has it now; job (taken) joins the answer. */
+static void
+api_service_answer(struct http_req *r, int status, const char *name,
+    json_t *job)
+{
+	sqlite3	*db = store_db();
+	json_t	*s;
+
+	if (db == NULL || (s = service_get(db, name)) == NULL) {
+		json_decref(job);
+		if (status == 200 && r->method[0] == 'D') {
+			http_json(r, 200, json_pack("{s:s, s:s}", "coordinate",
+			    name, "state", "deleted"));
+			return;
+		}
+		http_problem(r, 404, "no service %s", name);
+		return;
+	}
+	if (job != NULL) {
+		char	loc[64];
+
+		snprintf(loc, sizeof(loc), "/api/v1/jobs/%lld", (long long)
+		    json_integer_value(json_object_get(job, "id")));
+		u_map_put(r->res->map_header, "Location", loc);
+		json_object_set_new(s, "install_job", job);
+	}
+	http_json(r, status, s);
 }

@@ -32,6 +32,7 @@
 #include "unzip.h"
 
 static const struct config	*artifact_cf;
+static artifact_listener	 artifact_listen;
 
 static int	artifact_install_run(struct job *, void *, char *, size_t);
 static int	artifact_remove_run(struct job *, void *, char *, size_t);
@@ -59,6 +60,13 @@ void
 artifact_init(const struct config *cf)
 {
 	artifact_cf = cf;
+}
+
+/* fn(gav, ok, error) is told when an install job ends (the supervisor). */
+void
+artifact_on_install(artifact_listener fn)
+{
+	artifact_listen = fn;
 }
 
 /* "groupId:artifactId:version"; err names the part that is wrong. */
@@ -592,6 +600,9 @@ artifact_done(struct job *j, void *arg, const char *state, const char *error)
 	}
 	store_event(kind, j->subject, d);
 	json_decref(d);
+	if (install && artifact_listen != NULL)
+		artifact_listen(j->subject, strcmp(state, "succeeded") == 0,
+		    error);
 }
 
 /*

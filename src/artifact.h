@@ -24,7 +24,10 @@ struct artifact_coord {
 
 extern const struct job_kind	artifact_job_kinds[];
 
+typedef void	(*artifact_listener)(const char *, int, const char *);
+
 void	 artifact_init(const struct config *);
+void	 artifact_on_install(artifact_listener);
 int	 artifact_parse(const char *, struct artifact_coord *, char *,
 	    size_t);
 int	 artifact_from_parts(const char *, const char *, const char *,

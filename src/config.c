@@ -58,6 +58,10 @@ static const struct config_key config_keys[] = {
 	{ "archive_max_bytes",	CT_SIZE,	F(archive_max_bytes), 1024,
 	    1ULL << 42 },
 	{ "unpack_threads",	CT_UINT,	F(unpack_threads), 1, 64 },
+	{ "service_uid_min",	CT_UINT,	F(uid_min), 1000, 4000000000U },
+	{ "service_uid_max",	CT_UINT,	F(uid_max), 1000, 4000000000U },
+	{ "log_max",		CT_SIZE,	F(log_max), 4096, 1ULL << 40 },
+	{ "log_keep",		CT_UINT,	F(log_keep), 1, 100 },
 };
 
 #undef F
@@ -88,6 +92,10 @@ config_defaults(struct config *cf)
 	cf->archive_max_entries = 200000;
 	cf->archive_max_bytes = 16ULL << 30;
 	cf->unpack_threads = 2;
+	cf->uid_min = 61000;
+	cf->uid_max = 61999;
+	cf->log_max = 10 * 1024 * 1024;
+	cf->log_keep = 3;
 	snprintf(cf->cell, sizeof(cf->cell), "cell");
 	if (gethostname(cf->instance, sizeof(cf->instance)) != 0 ||
 	    config_valid_label(cf->instance, 0) != 0)
@@ -302,6 +310,11 @@ config_check(const struct config *cf, char *err, size_t errlen)
 	if ((cf->tls_cert[0] == '\0') != (cf->tls_key[0] == '\0')) {
 		snprintf(err, errlen, "tls_cert and tls_key must be set "
 		    "together");
+		return -1;
+	}
+	if (cf->uid_min > cf->uid_max) {
+		snprintf(err, errlen, "service_uid_min (%u) is above "
+		    "service_uid_max (%u)", cf->uid_min, cf->uid_max);
 		return -1;
 	}
 	if (cf->prefix[0] == '\0') {

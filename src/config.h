@@ -48,6 +48,10 @@ struct config {
 	size_t		archive_max_entries;
 	size_t		archive_max_bytes;
 	unsigned	unpack_threads;
+	unsigned	uid_min;
+	unsigned	uid_max;
+	size_t		log_max;
+	unsigned	log_keep;
 };
 
 void	config_defaults(struct config *);

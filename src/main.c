@@ -28,6 +28,7 @@
 #include "nodee.h"
 #include "prefix.h"
 #include "store.h"
+#include "sup.h"
 
 extern char	**environ;
 
@@ -112,8 +113,10 @@ daemon_main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGCHLD);	/* the supervisor's signalfd */
 	if (pthread_sigmask(SIG_BLOCK, &sigs, NULL) != 0)
 		fatal("pthread_sigmask failed");
+	sigdelset(&sigs, SIGCHLD);
 	signal(SIGPIPE, SIG_IGN);
 	umask(022);
 
@@ -133,8 +136,11 @@ daemon_main(int argc, char **argv)
 	snprintf(tmp, sizeof(tmp), "%s/tmp", cf.prefix);
 	if (jobs_recover(tmp) < 0)
 		fatal("cannot recover the jobs of the last run");
+	artifact_on_install(sup_artifact_done);
 	if (jobs_start(tmp, cf.workers, artifact_job_kinds, NULL) != 0)
 		fatal("cannot start the job workers");
+	if (sup_start(&cf) != 0)
+		fatal("cannot start the supervisor");
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cf = &cf;
@@ -172,6 +178,7 @@ daemon_main(int argc, char **argv)
 	    strsignal(sig), (long)si.si_pid);
 	http_stop(NODEE_SHUTDOWN_GRACE_S);
 	jobs_stop();
+	sup_stop();
 	detail = json_pack("{s:s, s:I}", "signal", sigabbrev_np(sig),
 	    "uptime_s", (json_int_t)((store_now_ms() - ctx.started_ms) / 1000));
 	store_event("daemon.stopped", cf.instance, detail);

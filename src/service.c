@@ -1,0 +1,470 @@
+/*
+ * service: a start spec is checked completely when it is submitted, and
+ * stored with every default filled in, so the supervisor never meets a
+ * spec it cannot run and an operator reading the store sees what runs.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "artifact.h"
+#include "service.h"
+
+#define SERVICE_LOG_TAIL_MAX	(1024 * 1024)
+
+static const struct {
+	const char	*name;
+	int		 sig;
+} service_signals[] = {
+	{ "TERM", SIGTERM }, { "INT", SIGINT }, { "HUP", SIGHUP },
+	{ "QUIT", SIGQUIT }, { "KILL", SIGKILL }, { "USR1", SIGUSR1 },
+	{ "USR2", SIGUSR2 }, { "WINCH", SIGWINCH },
+};
+
+static int	service_only_keys(const json_t *, const char *,
+		    const char *const *, char *, size_t);
+static int	service_int(json_t *, const char *, const char *, json_int_t,
+		    json_int_t, json_int_t, char *, size_t);
+static int	service_relpath(const char *, const char *, char *, size_t);
+static json_t	*service_row(sqlite3_stmt *);
+
+/* "TERM" or "SIGTERM" -> SIGTERM; 0 if unknown. */
+int
+service_signal(const char *name)
+{
+	size_t	i;
+
+	if (strncmp(name, "SIG", 3) == 0)
+		name += 3;
+	for (i = 0; i < sizeof(service_signals) / sizeof(service_signals[0]);
+	    i++)
+		if (strcmp(name, service_signals[i].name) == 0)
+			return service_signals[i].sig;
+	return 0;
+}
+
+/*
+ * Checks a start spec and returns a new spec with every default filled
+ * in, or NULL with err naming the field.
+ */
+json_t *
+service_spec_check(const struct config *cf, const json_t *in, char *err,
+    size_t errlen)
+{
+	static const char *const top[] = { "artifact", "command", "options",
+	    "args", "env", "restart", "stop", "drain", "user", "limits",
+	    "prepare", "snapshot", NULL };
+	static const char *const restart_keys[] = { "policy", "max_restarts",
+	    "period_s", "delay_ms", "max_delay_ms", "reset_after_s", NULL };
+	static const char *const stop_keys[] = { "signal", "timeout_s", NULL };
+	static const char *const drain_keys[] = { "signal", "command",
+	    "timeout_s", NULL };
+	static const char *const limit_keys[] = { "nofile", "nproc",
+	    "core_bytes", "memory_bytes", NULL };
+	struct artifact_coord	 ac;
+	json_t			*s, *v, *o, *x;
+	const char		*k, *pol;
+	size_t			 i;
+
+	(void)cf;
+	if (!json_is_object(in)) {
+		snprintf(err, errlen, "the body must be a JSON object (a start "
+		    "spec with at least \"artifact\")");
+		return NULL;
+	}
+	if (service_only_keys(in, "", top, err, errlen) != 0)
+		return NULL;
+	if (json_object_get(in, "prepare") != NULL ||
+	    json_object_get(in, "snapshot") != NULL) {
+		snprintf(err, errlen, "prepare and snapshot are not supported "
+		    "yet");
+		return NULL;
+	}
+	s = json_deep_copy(in);
+	if (!json_is_string(v = json_object_get(s, "artifact"))) {
+		snprintf(err, errlen, "artifact: required, a string "
+		    "\"groupId:artifactId:version\"");
+		goto fail;
+	}
+	if (artifact_parse(json_string_value(v), &ac, err, errlen) != 0)
+		goto fail;
+
+	if ((v = json_object_get(s, "command")) != NULL) {
+		if (!json_is_string(v) || service_relpath("command",
+		    json_string_value(v), err, errlen) != 0) {
+			if (!json_is_string(v))
+				snprintf(err, errlen, "command: must be a "
+				    "string, a path relative to the artifact");
+			goto fail;
+		}
+	}
+
+	if ((o = json_object_get(s, "options")) == NULL)
+		json_object_set_new(s, "options", o = json_object());
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "options: must be an object of strings");
+		goto fail;
+	}
+	json_object_foreach(o, k, v) {
+		if (!json_is_string(v) && !json_is_integer(v)) {
+			snprintf(err, errlen, "options.%.100s: must be a string "
+			    "or an integer", k);
+			goto fail;
+		}
+		if (json_is_integer(v)) {
+			char	buf[32];
+
+			snprintf(buf, sizeof(buf), "%lld",
+			    (long long)json_integer_value(v));
+			json_object_set_new(o, k, json_string(buf));
+		}
+	}
+	if ((o = json_object_get(s, "args")) == NULL)
+		json_object_set_new(s, "args", o = json_array());
+	if (!json_is_array(o)) {
+		snprintf(err, errlen, "args: must be an array of strings");
+		goto fail;
+	}
+	json_array_foreach(o, i, v) {
+		if (!json_is_string(v)) {
+			snprintf(err, errlen, "args[%zu]: must be a string", i);
+			goto fail;
+		}
+	}
+	if ((o = json_object_get(s, "env")) == NULL)
+		json_object_set_new(s, "env", o = json_object());
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "env: must be an object of strings");
+		goto fail;
+	}
+	json_object_foreach(o, k, v) {
+		if (!json_is_string(v) || k[0] == '\0' || strchr(k, '=') !=
+		    NULL) {
+			snprintf(err, errlen, "env.%.100s: names must be "
+			    "non-empty without '=', values strings", k);
+			goto fail;
+		}
+	}
+
+	if ((o = json_object_get(s, "restart")) == NULL)
+		json_object_set_new(s, "restart", o = json_object());
+	if (service_only_keys(o, "restart.", restart_keys, err, errlen) != 0)
+		goto fail;
+	if ((v = json_object_get(o, "policy")) == NULL)
+		json_object_set_new(o, "policy", json_string("on-failure"));
+	pol = json_string_value(json_object_get(o, "policy"));
+	if (pol == NULL || (strcmp(pol, "on-failure") != 0 &&
+	    strcmp(pol, "always") != 0 && strcmp(pol, "never") != 0)) {
+		snprintf(err, errlen, "restart.policy: must be on-failure, "
+		    "always or never");
+		goto fail;
+	}
+	if (service_int(o, "restart.", "max_restarts", 0, 1000000, 10, err,
+	    errlen) != 0 ||
+	    service_int(o, "restart.", "period_s", 1, 86400, 120, err,
+	    errlen) != 0 ||
+	    service_int(o, "restart.", "delay_ms", 0, 3600000, 100, err,
+	    errlen) != 0 ||
+	    service_int(o, "restart.", "max_delay_ms", 0, 3600000, 30000, err,
+	    errlen) != 0 ||
+	    service_int(o, "restart.", "reset_after_s", 1, 86400, 60, err,
+	    errlen) != 0)
+		goto fail;
+
+	if ((o = json_object_get(s, "stop")) == NULL)
+		json_object_set_new(s, "stop", o = json_object());
+	if (service_only_keys(o, "stop.", stop_keys, err, errlen) != 0)
+		goto fail;
+	if (json_object_get(o, "signal") == NULL)
+		json_object_set_new(o, "signal", json_string("TERM"));
+	if (!json_is_string(x = json_object_get(o, "signal")) ||
+	    service_signal(json_string_value(x)) == 0) {
+		snprintf(err, errlen, "stop.signal: must be a signal name such "
+		    "as TERM, INT, HUP, QUIT, USR1, USR2");
+		goto fail;
+	}
+	if (service_int(o, "stop.", "timeout_s", 0, 3600, 10, err, errlen) != 0)
+		goto fail;
+
+	if ((o = json_object_get(s, "drain")) == NULL)
+		json_object_set_new(s, "drain", o = json_object());
+	if (service_only_keys(o, "drain.", drain_keys, err, errlen) != 0)
+		goto fail;
+	if ((x = json_object_get(o, "command")) != NULL) {
+		if (!json_is_string(x) || service_relpath("drain.command",
+		    json_string_value(x), err, errlen) != 0) {
+			if (!json_is_string(x))
+				snprintf(err, errlen, "drain.command: must be "
+				    "a path relative to the artifact");
+			goto fail;
+		}
+	} else {
+		if (json_object_get(o, "signal") == NULL)
+			json_object_set_new(o, "signal", json_string("TERM"));
+		if (!json_is_string(x = json_object_get(o, "signal")) ||
+		    service_signal(json_string_value(x)) == 0) {
+			snprintf(err, errlen, "drain.signal: must be a signal "
+			    "name such as USR1 or TERM");
+			goto fail;
+		}
+	}
+	if (service_int(o, "drain.", "timeout_s", 0, 86400, 30, err,
+	    errlen) != 0)
+		goto fail;
+
+	if ((v = json_object_get(s, "user")) != NULL) {
+		struct passwd	*pw;
+
+		if (!json_is_string(v) || (pw = getpwnam(json_string_value(v)))
+		    == NULL) {
+			snprintf(err, errlen, "user: '%.100s' is not a user of "
+			    "this machine", json_is_string(v) ?
+			    json_string_value(v) : "?");
+			goto fail;
+		}
+	}
+	if ((o = json_object_get(s, "limits")) == NULL)
+		json_object_set_new(s, "limits", o = json_object());
+	if (service_only_keys(o, "limits.", limit_keys, err, errlen) != 0)
+		goto fail;
+	json_object_foreach(o, k, v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0) {
+			snprintf(err, errlen, "limits.%s: must be a "
+			    "non-negative integer", k);
+			goto fail;
+		}
+	}
+	return s;
+fail:
+	json_decref(s);
+	return NULL;
+}
+
+#define SERVICE_COLUMNS	"coordinate, spec, desired_state, state, pid, " \
+	"started_at, restarts, last_exit_code, last_exit_signal, " \
+	"last_exit_at, uid, gid, reason, job_id, created_at, updated_at"
+
+json_t *
+service_get(sqlite3 *db, const char *coordinate)
+{
+	sqlite3_stmt	*st;
+	json_t		*o = NULL;
+
+	if (sqlite3_prepare_v2(db, "SELECT " SERVICE_COLUMNS " FROM services "
+	    "WHERE coordinate = ?", -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_text(st, 1, coordinate, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		o = service_row(st);
+	sqlite3_finalize(st);
+	return o;
+}
+
+json_t *
+service_list(sqlite3 *db)
+{
+	sqlite3_stmt	*st;
+	json_t		*a = json_array();
+
+	if (sqlite3_prepare_v2(db, "SELECT " SERVICE_COLUMNS " FROM services "
+	    "ORDER BY coordinate", -1, &st, NULL) != SQLITE_OK)
+		return a;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(a, service_row(st));
+	sqlite3_finalize(st);
+	return a;
+}
+
+/*
+ * The last `lines` lines of log/<stream> (at most 1 MiB of them), as a new
+ * string the caller frees; NULL with err if the log cannot be read.
+ */
+char *
+service_log_tail(const struct config *cf, const struct coord *c,
+    const char *stream, long lines, size_t *lenp, char *err, size_t errlen)
+{
+	char		 dir[4096], path[4200], *buf, *p;
+	struct stat	 st;
+	off_t		 off;
+	ssize_t		 n;
+	size_t		 len;
+	long		 seen = 0;
+	int		 fd;
+
+	if (coord_runtime_dir(cf, c, dir, sizeof(dir)) != 0) {
+		snprintf(err, errlen, "path too long");
+		return NULL;
+	}
+	snprintf(path, sizeof(path), "%s/log/%s", dir, stream);
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT) {
+			*lenp = 0;
+			return strdup("");
+		}
+		snprintf(err, errlen, "cannot read %s: %s", path,
+		    strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0) {
+		close(fd);
+		snprintf(err, errlen, "cannot read %s", path);
+		return NULL;
+	}
+	off = st.st_size > SERVICE_LOG_TAIL_MAX ? st.st_size -
+	    SERVICE_LOG_TAIL_MAX : 0;
+	len = (size_t)(st.st_size - off);
+	if ((buf = malloc(len + 1)) == NULL) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	n = pread(fd, buf, len, off);
+	close(fd);
+	len = n > 0 ? (size_t)n : 0;
+	buf[len] = '\0';
+	/* Walk back over `lines` newlines (a final newline ends a line). */
+	p = buf + len;
+	if (p > buf && p[-1] == '\n')
+		p--;
+	while (p > buf) {
+		if (p[-1] == '\n' && ++seen == lines)
+			break;
+		p--;
+	}
+	len = (size_t)(buf + len - p);
+	memmove(buf, p, len);
+	buf[len] = '\0';
+	*lenp = len;
+	return buf;
+}
+
+static int
+service_only_keys(const json_t *o, const char *where,
+    const char *const *keys, char *err, size_t errlen)
+{
+	const char	*k;
+	json_t		*v;
+	size_t		 i;
+
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "%.*s: must be an object",
+		    (int)(strlen(where) ? strlen(where) - 1 : 0), where);
+		return -1;
+	}
+	json_object_foreach((json_t *)o, k, v) {
+		for (i = 0; keys[i] != NULL; i++)
+			if (strcmp(k, keys[i]) == 0)
+				break;
+		if (keys[i] == NULL) {
+			snprintf(err, errlen, "%s%.100s: unknown field", where,
+			    k);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+service_int(json_t *o, const char *where, const char *key, json_int_t min,
+    json_int_t max, json_int_t dflt, char *err, size_t errlen)
+{
+	json_t	*v = json_object_get(o, key);
+
+	if (v == NULL) {
+		json_object_set_new(o, key, json_integer(dflt));
+		return 0;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < min ||
+	    json_integer_value(v) > max) {
+		snprintf(err, errlen, "%s%s: must be an integer from %lld to "
+		    "%lld", where, key, (long long)min, (long long)max);
+		return -1;
+	}
+	return 0;
+}
+
+/* A path inside the artifact: relative, no "..", no control characters. */
+static int
+service_relpath(const char *field, const char *p, char *err, size_t errlen)
+{
+	const char	*s;
+	size_t		 i;
+
+	if (p[0] == '\0' || p[0] == '/' || strlen(p) > 1024) {
+		snprintf(err, errlen, "%s: must be a non-empty path relative "
+		    "to the artifact directory", field);
+		return -1;
+	}
+	for (i = 0; p[i] != '\0'; i++) {
+		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f ||
+		    p[i] == '\\') {
+			snprintf(err, errlen, "%s: contains a control character "
+			    "or a backslash", field);
+			return -1;
+		}
+	}
+	for (s = p; s != NULL; s = strchr(s, '/')) {
+		if (*s == '/')
+			s++;
+		if (strncmp(s, "..", 2) == 0 && (s[2] == '/' || s[2] == '\0')) {
+			snprintf(err, errlen, "%s: '..' may not leave the "
+			    "artifact directory", field);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static json_t *
+service_row(sqlite3_stmt *st)
+{
+	json_error_t	 je;
+	json_t		*o, *spec, *exit;
+
+	spec = json_loads((const char *)sqlite3_column_text(st, 1), 0, &je);
+	o = json_pack("{s:s, s:o, s:s, s:s}",
+	    "coordinate", (const char *)sqlite3_column_text(st, 0),
+	    "spec", spec ? spec : json_object(),
+	    "desired_state", (const char *)sqlite3_column_text(st, 2),
+	    "state", (const char *)sqlite3_column_text(st, 3));
+	json_object_set(o, "artifact", json_object_get(json_object_get(o,
+	    "spec"), "artifact"));
+#define COL_INT(name, i) json_object_set_new(o, name, \
+	sqlite3_column_type(st, i) == SQLITE_NULL ? json_null() : \
+	json_integer(sqlite3_column_int64(st, i)))
+	COL_INT("pid", 4);
+	COL_INT("started_at", 5);
+	COL_INT("restarts", 6);
+	COL_INT("uid", 10);
+	COL_INT("gid", 11);
+	COL_INT("job", 13);
+	COL_INT("created_at", 14);
+	COL_INT("updated_at", 15);
+#undef COL_INT
+	if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
+		exit = json_pack("{s:I}", "at",
+		    (json_int_t)sqlite3_column_int64(st, 9));
+		json_object_set_new(exit, "code", sqlite3_column_type(st, 7) ==
+		    SQLITE_NULL ? json_null() :
+		    json_integer(sqlite3_column_int(st, 7)));
+		json_object_set_new(exit, "signal", sqlite3_column_type(st, 8)
+		    == SQLITE_NULL ? json_null() :
+		    json_integer(sqlite3_column_int(st, 8)));
+		json_object_set_new(o, "last_exit", exit);
+	} else
+		json_object_set_new(o, "last_exit", json_null());
+	json_object_set_new(o, "reason", sqlite3_column_type(st, 12) ==
+	    SQLITE_NULL ? json_null() :
+	    json_string((const char *)sqlite3_column_text(st, 12)));
+	if (geteuid() != 0)
+		json_object_set_new(o, "isolation", json_string("none: nodee "
+		    "is not root, so the service runs as nodee's own user"));
+	return o;
+}
