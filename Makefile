@@ -8,13 +8,15 @@ DEB_PKGS := build-essential pkg-config libulfius-dev libmicrohttpd-dev \
 	libjansson-dev libcurl4-gnutls-dev libgnutls28-dev libsqlite3-dev \
 	libzip-dev zip unzip libcmocka-dev sqlite3 curl openssl nodejs cppcheck clang-tidy
 
+# Empty until `make deps` has installed the -dev packages.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
+# CFLAGS is the user's (make CFLAGS=-O0 works); the rest is always added.
 CFLAGS	?= -O2 -g
-CFLAGS	+= -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-DNODEE_VERSION='"$(VERSION)"' -Isrc -Ibuild/gen $(PKG_CFLAGS)
-LDLIBS	+= $(PKG_LIBS) -lpthread
+override LDLIBS += $(PKG_LIBS) -lpthread
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined

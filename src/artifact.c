@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,12 @@
 
 static const struct config	*artifact_cf;
 static artifact_listener	 artifact_listen;
+/*
+ * Held while parent directories under software/ are made or removed:
+ * an install of 1.1 must not see software/g/a vanish under it because
+ * the removal of 1.0 just emptied it.
+ */
+static pthread_mutex_t		 artifact_tree_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 static int	artifact_install_run(struct job *, void *, char *, size_t);
 static int	artifact_remove_run(struct job *, void *, char *, size_t);
@@ -41,9 +48,12 @@ static void	artifact_done(struct job *, void *, const char *,
 static int	artifact_part_ok(const char *, const char *, char *, size_t);
 static int	artifact_plan(struct job *, const char *, const char *, char *,
 		    size_t, const char **, int *, char *, size_t);
-static int	artifact_sidecar(const char *, const char *, size_t, char *,
-		    size_t, int *, char *, size_t);
+static int	artifact_sidecar(struct job *, const char *, const char *,
+		    size_t, char *, size_t, int *, char *, size_t);
 static int	artifact_fetch_progress(void *, uint64_t, uint64_t);
+static int	artifact_cancel_check(void *, uint64_t, uint64_t);
+static int	artifact_drop_orphan(const struct artifact_coord *,
+		    const char *, const char *, char *, size_t);
 static int	artifact_unzip_progress(void *, uint64_t, uint64_t);
 static int	artifact_record(sqlite3 *, const struct artifact_coord *,
 		    const char *, const char *, const char *,
@@ -227,7 +237,9 @@ artifact_submit_install(const struct artifact_coord *c, const char *url,
 {
 	sqlite3		*db = store_db();
 	char		 depot_url[CONFIG_URL_MAX + 512];
-	json_t		*params, *d;
+	char		 shown[CONFIG_URL_MAX + 512];
+	const char	*have, *given_url = url;
+	json_t		*params, *private, *d, *p;
 	int64_t		 id;
 
 	*answer = NULL;
@@ -246,18 +258,63 @@ artifact_submit_install(const struct artifact_coord *c, const char *url,
 		snprintf(err, errlen, "store busy: %s", sqlite3_errmsg(db));
 		return -1;
 	}
+	/*
+	 * What exists answers the request only if it is what was asked
+	 * for: a pinned checksum that differs, or another explicit URL, is
+	 * a conflict, never silently ignored.
+	 */
+	if ((d = jobs_active(db, "artifact.remove", c->gav)) != NULL) {
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+		snprintf(err, errlen, "artifact %s is being removed (job %lld); "
+		    "install it again when that job has ended", c->gav,
+		    (long long)json_integer_value(json_object_get(d, "id")));
+		json_decref(d);
+		return 409;
+	}
 	if ((*answer = artifact_get(db, c)) != NULL) {
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+		have = json_string_value(json_object_get(*answer, "sha256"));
+		if (sha256 != NULL && (have == NULL ||
+		    strcasecmp(have, sha256) != 0)) {
+			snprintf(err, errlen, "artifact %s is installed with "
+			    "sha256 %s (check: %s), not the requested %s; "
+			    "remove it first", c->gav, have ? have : "unknown",
+			    json_string_value(json_object_get(*answer,
+			    "verified")), sha256);
+			json_decref(*answer);
+			*answer = NULL;
+			return 409;
+		}
 		return 200;
 	}
 	if ((*answer = jobs_active(db, "artifact.install", c->gav)) != NULL) {
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+		p = json_object_get(*answer, "params");
+		have = json_string_value(json_object_get(p, "sha256"));
+		if ((sha256 != NULL && (have == NULL ||
+		    strcasecmp(have, sha256) != 0)) || (given_url != NULL &&
+		    (fetch_url_redact(given_url, shown, sizeof(shown)),
+		    strcmp(shown, json_string_value(json_object_get(p,
+		    "url")) ? json_string_value(json_object_get(p, "url")) :
+		    "") != 0))) {
+			snprintf(err, errlen, "an install of %s with another "
+			    "url or sha256 is already queued or running (job "
+			    "%lld)", c->gav, (long long)json_integer_value(
+			    json_object_get(*answer, "id")));
+			json_decref(*answer);
+			*answer = NULL;
+			return 409;
+		}
 		return 202;
 	}
-	params = json_pack("{s:s, s:s}", "artifact", c->gav, "url", url);
+	/* The URL may carry credentials: the whole one stays private. */
+	fetch_url_redact(url, shown, sizeof(shown));
+	params = json_pack("{s:s, s:s}", "artifact", c->gav, "url", shown);
 	if (sha256 != NULL)
 		json_object_set_new(params, "sha256", json_string(sha256));
-	id = jobs_insert(db, "artifact.install", c->gav, params);
+	private = json_pack("{s:s}", "url", url);
+	id = jobs_insert(db, "artifact.install", c->gav, params, private);
+	json_decref(private);
 	if (id < 0) {
 		snprintf(err, errlen, "cannot queue the install: %s",
 		    sqlite3_errmsg(db));
@@ -265,7 +322,7 @@ artifact_submit_install(const struct artifact_coord *c, const char *url,
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
-	d = json_pack("{s:I, s:s}", "job", (json_int_t)id, "url", url);
+	d = json_pack("{s:I, s:s}", "job", (json_int_t)id, "url", shown);
 	store_event("artifact.install.requested", c->gav, d);
 	json_decref(d);
 	json_decref(params);
@@ -324,7 +381,7 @@ artifact_submit_remove(const struct artifact_coord *c, json_t **answer,
 	json_decref(a);
 	json_decref(d);
 	d = json_pack("{s:s}", "artifact", c->gav);
-	id = jobs_insert(db, "artifact.remove", c->gav, d);
+	id = jobs_insert(db, "artifact.remove", c->gav, d, NULL);
 	json_decref(d);
 	if (id < 0) {
 		snprintf(err, errlen, "cannot queue the removal: %s",
@@ -366,7 +423,9 @@ artifact_install_run(struct job *j, void *arg, char *err, size_t errlen)
 	(void)arg;
 	if (artifact_parse(j->subject, &c, err, errlen) != 0 || db == NULL)
 		return -1;
-	url = json_string_value(json_object_get(j->params, "url"));
+	if ((url = json_string_value(json_object_get(j->private, "url"))) ==
+	    NULL)
+		url = json_string_value(json_object_get(j->params, "url"));
 	given = json_string_value(json_object_get(j->params, "sha256"));
 	if (url == NULL) {
 		snprintf(err, errlen, "job has no url");
@@ -388,6 +447,12 @@ artifact_install_run(struct job *j, void *arg, char *err, size_t errlen)
 		return 0;
 	}
 	json_decref(have);
+	/*
+	 * A whole tree without its row (a crash between rename and record)
+	 * goes now, so that a failure of this run cannot leave it behind.
+	 */
+	if (artifact_drop_orphan(&c, dest, stale, err, errlen) != 0)
+		return -1;
 
 	if (artifact_plan(j, url, given, expect, sizeof(expect), &verified,
 	    &want_sha1, err, errlen) != 0)
@@ -459,33 +524,26 @@ artifact_install_run(struct job *j, void *arg, char *err, size_t errlen)
 
 	snprintf(parent, sizeof(parent), "%s", dest);
 	*strrchr(parent, '/') = '\0';
+	pthread_mutex_lock(&artifact_tree_mtx);
 	if (fs_mkdirs(parent, 0755) != 0) {
 		snprintf(err, errlen, "cannot create %s: %s", parent,
 		    strerror(errno));
+		pthread_mutex_unlock(&artifact_tree_mtx);
 		return -1;
-	}
-	/* A whole tree without its row: left by a crash; replace it. */
-	if (fs_exists(dest)) {
-		log_warn("artifact", "%s: replacing a tree that has no record",
-		    c.gav);
-		(void)chmod(dest, 0755);
-		if (rename(dest, stale) != 0) {
-			snprintf(err, errlen, "cannot move aside %s: %s", dest,
-			    strerror(errno));
-			return -1;
-		}
 	}
 	if (rename(staging, dest) != 0) {
 		snprintf(err, errlen, "cannot rename into %s: %s", dest,
 		    strerror(errno));
+		pthread_mutex_unlock(&artifact_tree_mtx);
 		return -1;
 	}
+	pthread_mutex_unlock(&artifact_tree_mtx);
 	/* Read-only once in place (a moved directory needs write access). */
 	(void)chmod(dest, 0555);
 	if (fs_fsync_dir(parent) != 0)
 		log_warn("artifact", "fsync %s: %s", parent, strerror(errno));
-	if (artifact_record(db, &c, dest, fr.sha256, verified, &us, url,
-	    j->id) != 0) {
+	if (artifact_record(db, &c, dest, fr.sha256, verified, &us,
+	    json_string_value(json_object_get(j->params, "url")), j->id) != 0) {
 		snprintf(err, errlen, "cannot record the artifact: %s",
 		    sqlite3_errmsg(db));
 		return -1;
@@ -553,11 +611,13 @@ artifact_remove_run(struct job *j, void *arg, char *err, size_t errlen)
 		log_warn("artifact", "cannot delete %s: %s", out,
 		    strerror(errno));
 	/* Empty version and artifact directories go too. */
+	pthread_mutex_lock(&artifact_tree_mtx);
 	for (i = 0; i < 2 && (slash = strrchr(dest, '/')) != NULL; i++) {
 		*slash = '\0';
 		if (rmdir(dest) != 0)
 			break;
 	}
+	pthread_mutex_unlock(&artifact_tree_mtx);
 	return 0;
 }
 
@@ -670,15 +730,15 @@ artifact_plan(struct job *j, const char *url, const char *given,
 		*verified = "sha256-given";
 		return 0;
 	}
-	if (artifact_sidecar(url, ".sha256", 64, expect, expectlen, &found,
+	if (artifact_sidecar(j, url, ".sha256", 64, expect, expectlen, &found,
 	    err, errlen) != 0)
 		return -1;
 	if (found) {
 		*verified = "sha256-sidecar";
 		return 0;
 	}
-	if (artifact_sidecar(url, ".sha1", 40, expect, expectlen, &found, err,
-	    errlen) != 0)
+	if (artifact_sidecar(j, url, ".sha1", 40, expect, expectlen, &found,
+	    err, errlen) != 0)
 		return -1;
 	if (found) {
 		*verified = "sha1-sidecar";
@@ -690,23 +750,39 @@ artifact_plan(struct job *j, const char *url, const char *given,
 	return 0;
 }
 
-/* Fetches url+suffix: *found = 0 on 404/410, else the first hex word. */
+/*
+ * Fetches the sidecar (suffix added to the URL's path): *found = 0 when
+ * there is none, else the first hex word.  Depots that hide missing
+ * objects (S3 and others answer 403) count as "none", with a warning.
+ */
 static int
-artifact_sidecar(const char *url, const char *suffix, size_t hexlen,
-    char *out, size_t outlen, int *found, char *err, size_t errlen)
+artifact_sidecar(struct job *j, const char *url, const char *suffix,
+    size_t hexlen, char *out, size_t outlen, int *found, char *err,
+    size_t errlen)
 {
-	char	side[CONFIG_URL_MAX + 600], body[1024];
+	char	side[CONFIG_URL_MAX + 600], shown[CONFIG_URL_MAX + 600];
+	char	body[1024];
 	long	status = 0;
 	size_t	n;
 
 	*found = 0;
-	snprintf(side, sizeof(side), "%s%s", url, suffix);
-	if (fetch_text(side, body, sizeof(body), &status, err, errlen) != 0)
+	if (fetch_url_suffix(url, suffix, side, sizeof(side)) != 0) {
+		snprintf(err, errlen, "cannot make the checksum sidecar URL");
+		return -1;
+	}
+	fetch_url_redact(side, shown, sizeof(shown));
+	if (fetch_text_cb(side, body, sizeof(body), &status,
+	    artifact_cancel_check, j, err, errlen) != 0)
 		return -1;
 	if (status == 404 || status == 410)
 		return 0;
+	if (status == 401 || status == 403) {
+		log_warn("artifact", "checksum sidecar %s: HTTP %ld, taken as "
+		    "absent", shown, status);
+		return 0;
+	}
 	if (status < 200 || status > 299) {
-		snprintf(err, errlen, "checksum sidecar %s: HTTP %ld", side,
+		snprintf(err, errlen, "checksum sidecar %s: HTTP %ld", shown,
 		    status);
 		return -1;
 	}
@@ -714,7 +790,7 @@ artifact_sidecar(const char *url, const char *suffix, size_t hexlen,
 	if (n != hexlen || (body[n] != '\0' && !isspace((unsigned char)body[n]))
 	    || hexlen + 1 > outlen) {
 		snprintf(err, errlen, "checksum sidecar %s does not start with "
-		    "%zu hex digits", side, hexlen);
+		    "%zu hex digits", shown, hexlen);
 		return -1;
 	}
 	memcpy(out, body, hexlen);
@@ -730,6 +806,38 @@ artifact_fetch_progress(void *arg, uint64_t done, uint64_t total)
 
 	jobs_progress(j, "download", done, total);
 	return jobs_cancelled(j);
+}
+
+/* Only a cancel check: a sidecar is too small for progress. */
+static int
+artifact_cancel_check(void *arg, uint64_t done, uint64_t total)
+{
+	(void)done;
+	(void)total;
+	return jobs_cancelled(arg);
+}
+
+/* Moves a tree that has no record out of software/ and deletes it. */
+static int
+artifact_drop_orphan(const struct artifact_coord *c, const char *dest,
+    const char *stale, char *err, size_t errlen)
+{
+	if (!fs_exists(dest))
+		return 0;
+	log_warn("artifact", "%s: removing a tree that has no record (left by "
+	    "a crash)", c->gav);
+	(void)chmod(dest, 0755);
+	if (rename(dest, stale) != 0) {
+		snprintf(err, errlen, "cannot move aside %s: %s", dest,
+		    strerror(errno));
+		(void)chmod(dest, 0555);
+		return -1;
+	}
+	(void)fs_parent_fsync(dest);
+	if (fs_rmtree(stale) != 0)
+		log_warn("artifact", "cannot delete %s: %s", stale,
+		    strerror(errno));
+	return 0;
 }
 
 static int

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -91,7 +92,6 @@ static int	fetch_xferinfo(void *, curl_off_t, curl_off_t, curl_off_t,
 		    curl_off_t);
 static void	fetch_hash_free(struct fetch_xfer *);
 static void	fetch_hash_hex(gnutls_hash_hd_t *, size_t, char *);
-static void	fetch_url_shown(const char *, char *, size_t);
 static void	fetch_xfer_free(struct fetch_xfer *);
 
 /* Once, from main, before any thread starts: libcurl is not safe else. */
@@ -204,7 +204,7 @@ fetch_file(const struct fetch_opts *opts, struct fetch_result *res,
 	memset(res, 0, sizeof(*res));
 	memset(&x, 0, sizeof(x));
 	if (opts->fd < 0) {
-		fetch_url_shown(opts->url, x.url, sizeof(x.url));
+		fetch_url_redact(opts->url, x.url, sizeof(x.url));
 		snprintf(err, errlen, "cannot fetch %s: no output file", x.url);
 		return -1;
 	}
@@ -244,6 +244,18 @@ int
 fetch_text(const char *url, char *buf, size_t buflen, long *status,
     char *err, size_t errlen)
 {
+	return fetch_text_cb(url, buf, buflen, status, NULL, NULL, err,
+	    errlen);
+}
+
+/*
+ * fetch_text with a progress callback, so that a job's cancel (or the
+ * daemon's shutdown) also interrupts a small fetch that hangs.
+ */
+int
+fetch_text_cb(const char *url, char *buf, size_t buflen, long *status,
+    fetch_progress_fn progress, void *arg, char *err, size_t errlen)
+{
 	struct fetch_opts	opts;
 	struct fetch_xfer	x;
 	int			attempts, rc;
@@ -252,13 +264,15 @@ fetch_text(const char *url, char *buf, size_t buflen, long *status,
 	memset(&opts, 0, sizeof(opts));
 	opts.url = url;
 	opts.fd = -1;
+	opts.progress = progress;
+	opts.arg = arg;
 	memset(&x, 0, sizeof(x));
 	x.opts = &opts;
 	x.fd = -1;
 	x.buf = buf;
 	/* At least one byte of body: a max_bytes of 0 would mean no limit. */
 	if (buflen < 2) {
-		fetch_url_shown(url, x.url, sizeof(x.url));
+		fetch_url_redact(url, x.url, sizeof(x.url));
 		snprintf(err, errlen, "cannot fetch %s: no room for the answer",
 		    x.url);
 		return -1;
@@ -283,7 +297,7 @@ fetch_setup(struct fetch_xfer *x, const char *url, char *err, size_t errlen)
 	CURL			*c;
 	char			 why[256];
 
-	fetch_url_shown(url, x->url, sizeof(x->url));
+	fetch_url_redact(url, x->url, sizeof(x->url));
 	if (!fetch_url_ok(url, why, sizeof(why))) {
 		snprintf(err, errlen, "cannot fetch %s: %s", x->url, why);
 		return -1;
@@ -632,12 +646,13 @@ fetch_hash_hex(gnutls_hash_hd_t *h, size_t len, char *out)
 }
 
 /*
- * url as messages and logs may show it: without user:password.  A URL
- * libcurl cannot parse is shown with anything before an '@' masked and
- * control characters replaced, as it came from a user.
+ * url as messages, logs, the API and the audit log may show it: without
+ * user:password and without the query (which may carry a signature or a
+ * token).  A URL libcurl cannot parse is shown with anything before an
+ * '@' masked and control characters replaced, as it came from a user.
  */
-static void
-fetch_url_shown(const char *url, char *out, size_t outlen)
+void
+fetch_url_redact(const char *url, char *out, size_t outlen)
 {
 	CURLU		*u;
 	char		*s = NULL;
@@ -653,6 +668,7 @@ fetch_url_shown(const char *url, char *out, size_t outlen)
 		curl_url_set(u, CURLUPART_USER, NULL, 0);
 		curl_url_set(u, CURLUPART_PASSWORD, NULL, 0);
 		curl_url_set(u, CURLUPART_OPTIONS, NULL, 0);
+		curl_url_set(u, CURLUPART_QUERY, NULL, 0);
 		if (curl_url_get(u, CURLUPART_URL, &s, 0) != CURLUE_OK)
 			s = NULL;
 	}
@@ -686,4 +702,36 @@ fetch_xfer_free(struct fetch_xfer *x)
 	if (x->curl != NULL)
 		curl_easy_cleanup(x->curl);
 	x->curl = NULL;
+}
+
+/*
+ * url with suffix appended to its path (".sha256" for a checksum
+ * sidecar), keeping the query where it is: "…/a.zip?sig=x" gives
+ * "…/a.zip.sha256?sig=x".  -1 if the URL cannot be parsed.
+ */
+int
+fetch_url_suffix(const char *url, const char *suffix, char *out,
+    size_t outlen)
+{
+	CURLU	*u;
+	char	*path = NULL, *np = NULL, *s = NULL;
+	int	 rc = -1;
+
+	if ((u = curl_url()) == NULL)
+		return -1;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK ||
+	    asprintf(&np, "%s%s", path, suffix) < 0)
+		goto out;
+	if (curl_url_set(u, CURLUPART_PATH, np, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_URL, &s, 0) != CURLUE_OK)
+		goto out;
+	if (snprintf(out, outlen, "%s", s) < (int)outlen)
+		rc = 0;
+out:
+	free(np);
+	curl_free(path);
+	curl_free(s);
+	curl_url_cleanup(u);
+	return rc;
 }

@@ -42,5 +42,9 @@ int	fetch_url_ok(const char *, char *, size_t);
 int	fetch_file(const struct fetch_opts *, struct fetch_result *, char *,
 	    size_t);
 int	fetch_text(const char *, char *, size_t, long *, char *, size_t);
+int	fetch_text_cb(const char *, char *, size_t, long *, fetch_progress_fn,
+	    void *, char *, size_t);
+void	fetch_url_redact(const char *, char *, size_t);
+int	fetch_url_suffix(const char *, const char *, char *, size_t);
 
 #endif

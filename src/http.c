@@ -469,7 +469,10 @@ http_route(struct http_req *r)
 	for (rt = http_routes; rt->method != NULL; rt++) {
 		if (!http_match(rt->pattern, r->path, params, &n))
 			continue;
-		if (strcmp(rt->method, r->method) == 0) {
+		/* HEAD is GET without the body (libmicrohttpd drops it). */
+		if (strcmp(rt->method, r->method) == 0 ||
+		    (strcmp(r->method, "HEAD") == 0 &&
+		    strcmp(rt->method, "GET") == 0)) {
 			memcpy(r->params, params, n * sizeof(params[0]));
 			r->nparams = n;
 			rt->fn(r, http_arg);

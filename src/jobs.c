@@ -45,6 +45,7 @@ static void	 jobs_finish(sqlite3 *, struct job *, const char *,
 		    const char *);
 static json_t	*jobs_row(sqlite3_stmt *);
 static int64_t	 jobs_monotonic_ms(void);
+static int	 jobs_cancel_requested(sqlite3 *, int64_t);
 
 /*
  * Before the workers start: jobs a crash left running are queued again
@@ -60,6 +61,21 @@ jobs_recover(const char *tmpdir)
 
 	if (db == NULL)
 		return -1;
+	/*
+	 * A job that was running at three crashes may be what crashes
+	 * nodee (a huge archive, say): it is not run a fourth time.
+	 */
+	if (sqlite3_prepare_v2(db, "UPDATE jobs SET state = 'failed', error = "
+	    "'interrupted by 3 crashes of nodee; not run again', finished_at = "
+	    "? WHERE state = 'running' AND runs >= 3 RETURNING id, subject", -1,
+	    &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, store_now_ms());
+		while (sqlite3_step(st) == SQLITE_ROW)
+			log_error("jobs", "job %lld (%s) was interrupted by 3 "
+			    "crashes; marked failed", sqlite3_column_int64(st,
+			    0), sqlite3_column_text(st, 1));
+		sqlite3_finalize(st);
+	}
 	if (sqlite3_prepare_v2(db, "UPDATE jobs SET state = 'queued', "
 	    "phase = NULL WHERE state = 'running' RETURNING id, kind, "
 	    "subject", -1, &st, NULL) != SQLITE_OK) {
@@ -147,26 +163,32 @@ jobs_wake(void)
  */
 int64_t
 jobs_insert(sqlite3 *db, const char *kind, const char *subject,
-    const json_t *params)
+    const json_t *params, const json_t *private)
 {
 	sqlite3_stmt	*st;
-	char		*text;
+	char		*text, *priv;
 	int64_t		 id = -1;
 
 	text = json_dumps(params, JSON_COMPACT);
+	priv = private != NULL ? json_dumps(private, JSON_COMPACT) : NULL;
 	if (sqlite3_prepare_v2(db, "INSERT INTO jobs (kind, subject, params, "
-	    "created_at) VALUES (?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+	    "created_at, private) VALUES (?, ?, ?, ?, ?)", -1, &st, NULL) !=
+	    SQLITE_OK) {
 		free(text);
+		free(priv);
 		return -1;
 	}
 	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, text ? text : "{}", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, store_now_ms());
+	if (priv != NULL)
+		sqlite3_bind_text(st, 5, priv, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_DONE)
 		id = sqlite3_last_insert_rowid(db);
 	sqlite3_finalize(st);
 	free(text);
+	free(priv);
 	return id;
 }
 
@@ -179,6 +201,7 @@ jobs_cancel(int64_t id, char *err, size_t errlen)
 {
 	sqlite3		*db = store_db();
 	sqlite3_stmt	*st;
+	struct job	 gone;
 	const char	*state = NULL;
 	char		 buf[16] = "";
 	unsigned	 i;
@@ -188,13 +211,14 @@ jobs_cancel(int64_t id, char *err, size_t errlen)
 		snprintf(err, errlen, "store unavailable");
 		return -1;
 	}
+	memset(&gone, 0, sizeof(gone));
 	if (sqlite3_prepare_v2(db, "UPDATE jobs SET state = CASE state WHEN "
 	    "'queued' THEN 'cancelled' ELSE state END, finished_at = CASE "
 	    "state WHEN 'queued' THEN ?2 ELSE finished_at END, "
 	    "error = CASE state WHEN 'queued' THEN 'cancelled by request' "
 	    "ELSE error END, cancel_requested = 1 WHERE id = ?1 AND state IN "
-	    "('queued', 'running') RETURNING state", -1, &st, NULL) !=
-	    SQLITE_OK) {
+	    "('queued', 'running') RETURNING state, kind, subject", -1, &st,
+	    NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
 		return -1;
 	}
@@ -202,6 +226,10 @@ jobs_cancel(int64_t id, char *err, size_t errlen)
 	sqlite3_bind_int64(st, 2, store_now_ms());
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		snprintf(buf, sizeof(buf), "%s", sqlite3_column_text(st, 0));
+		snprintf(gone.kind, sizeof(gone.kind), "%s",
+		    sqlite3_column_text(st, 1));
+		snprintf(gone.subject, sizeof(gone.subject), "%s",
+		    sqlite3_column_text(st, 2));
 		state = buf;
 		changed = 1;
 	}
@@ -210,6 +238,17 @@ jobs_cancel(int64_t id, char *err, size_t errlen)
 		snprintf(err, errlen, "job %lld is not queued or running",
 		    (long long)id);
 		return -1;
+	}
+	if (strcmp(state, "cancelled") == 0 && jobs_kinds != NULL) {
+		/* Never ran: its kind still records the outcome. */
+		const struct job_kind	*k;
+
+		gone.id = id;
+		gone.started_ms = store_now_ms();
+		for (k = jobs_kinds; k->kind != NULL; k++)
+			if (strcmp(k->kind, gone.kind) == 0 && k->done != NULL)
+				k->done(&gone, jobs_arg, "cancelled",
+				    "cancelled by request");
 	}
 	if (strcmp(state, "running") == 0) {
 		pthread_mutex_lock(&jobs_mtx);
@@ -342,6 +381,7 @@ jobs_worker(void *arg)
 	sqlite3		*db;
 	struct job	*j;
 	unsigned long	 gen;
+	int		 claimed;
 
 	if ((db = store_db()) == NULL) {
 		log_error("jobs", "worker %u has no store connection", slot);
@@ -358,9 +398,10 @@ jobs_worker(void *arg)
 
 		if ((j = calloc(1, sizeof(*j))) == NULL)
 			break;
-		if (jobs_claim(db, j) == 1) {
+		if ((claimed = jobs_claim(db, j)) == 1) {
 			jobs_run(db, j, slot);
 			json_decref(j->params);
+			json_decref(j->private);
 			free(j);
 			/* A job for the same subject may be waiting. */
 			jobs_wake();
@@ -368,8 +409,18 @@ jobs_worker(void *arg)
 		}
 		free(j);
 		pthread_mutex_lock(&jobs_mtx);
-		while (!jobs_stopping && gen == jobs_gen)
-			pthread_cond_wait(&jobs_cond, &jobs_mtx);
+		if (claimed < 0) {
+			/* The store was busy or failed: try again soon. */
+			struct timespec	ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			if (!jobs_stopping && gen == jobs_gen)
+				pthread_cond_timedwait(&jobs_cond, &jobs_mtx,
+				    &ts);
+		} else
+			while (!jobs_stopping && gen == jobs_gen)
+				pthread_cond_wait(&jobs_cond, &jobs_mtx);
 		pthread_mutex_unlock(&jobs_mtx);
 	}
 	store_close();
@@ -392,7 +443,7 @@ jobs_claim(sqlite3 *db, struct job *j)
 	    "q.state = 'queued' AND NOT EXISTS (SELECT 1 FROM jobs r WHERE "
 	    "r.state = 'running' AND r.subject = q.subject) ORDER BY q.id "
 	    "LIMIT 1) RETURNING id, kind, subject, params, runs, "
-	    "cancel_requested", -1, &st, NULL) != SQLITE_OK) {
+	    "cancel_requested, private", -1, &st, NULL) != SQLITE_OK) {
 		log_error("jobs", "claim: %s", sqlite3_errmsg(db));
 		rc = -1;
 		goto out;
@@ -410,6 +461,9 @@ jobs_claim(sqlite3 *db, struct job *j)
 			j->params = json_object();
 		j->runs = sqlite3_column_int(st, 4);
 		atomic_store(&j->cancel, sqlite3_column_int(st, 5));
+		if (sqlite3_column_type(st, 6) != SQLITE_NULL)
+			j->private = json_loads((const char *)
+			    sqlite3_column_text(st, 6), 0, &je);
 		rc = 1;
 	}
 out:
@@ -436,6 +490,9 @@ jobs_run(sqlite3 *db, struct job *j, unsigned slot)
 	if (jobs_stopping)
 		atomic_store(&j->cancel, 1);
 	pthread_mutex_unlock(&jobs_mtx);
+	/* A cancel between the claim and the line above set only the row. */
+	if (jobs_cancel_requested(db, j->id))
+		atomic_store(&j->cancel, 1);
 
 	for (k = jobs_kinds; k->kind != NULL; k++)
 		if (strcmp(k->kind, j->kind) == 0)
@@ -482,7 +539,8 @@ static void
 jobs_finish(sqlite3 *db, struct job *j, const char *state, const char *error)
 {
 	sqlite3_stmt	*st;
-	int		 queued = strcmp(state, "queued") == 0;
+	struct timespec	 pause = { 0, 200 * 1000 * 1000 };
+	int		 queued = strcmp(state, "queued") == 0, tries;
 
 	if (sqlite3_prepare_v2(db, "UPDATE jobs SET state = ?1, error = ?2, "
 	    "finished_at = ?3, phase = CASE WHEN ?5 THEN NULL ELSE phase END "
@@ -498,9 +556,15 @@ jobs_finish(sqlite3 *db, struct job *j, const char *state, const char *error)
 		sqlite3_bind_int64(st, 3, store_now_ms());
 	sqlite3_bind_int64(st, 4, j->id);
 	sqlite3_bind_int(st, 5, queued);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	/* A row left running would block its subject until a restart. */
+	for (tries = 0; sqlite3_step(st) != SQLITE_DONE; tries++) {
 		log_error("jobs", "job %lld: cannot record %s: %s",
 		    (long long)j->id, state, sqlite3_errmsg(db));
+		if (tries == 10)
+			break;
+		sqlite3_reset(st);
+		nanosleep(&pause, NULL);
+	}
 	sqlite3_finalize(st);
 	if (!queued)
 		log_info("jobs", "job %lld %s%s%s", (long long)j->id, state,
@@ -551,4 +615,20 @@ jobs_monotonic_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+jobs_cancel_requested(sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt	*st;
+	int		 yes = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT cancel_requested FROM jobs WHERE "
+	    "id = ?", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		yes = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return yes;
 }

@@ -19,6 +19,7 @@ struct job {
 	char		 kind[32];
 	char		 subject[512];
 	json_t		*params;
+	json_t		*private;	/* never shown: secrets */
 	int		 runs;		/* 1 on the first run */
 	char		 tmpdir[4096];	/* PREFIX/tmp/job-<id>, made empty */
 	atomic_int	 cancel;
@@ -43,7 +44,8 @@ int	 jobs_recover(const char *);
 int	 jobs_start(const char *, unsigned, const struct job_kind *, void *);
 void	 jobs_stop(void);
 void	 jobs_wake(void);
-int64_t	 jobs_insert(sqlite3 *, const char *, const char *, const json_t *);
+int64_t	 jobs_insert(sqlite3 *, const char *, const char *, const json_t *,
+	    const json_t *);
 int	 jobs_cancel(int64_t, char *, size_t);
 int	 jobs_cancelled(const struct job *);
 void	 jobs_progress(struct job *, const char *, uint64_t, uint64_t);

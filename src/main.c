@@ -120,9 +120,10 @@ daemon_main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	umask(022);
 
-	if (prefix_prepare(cf.prefix, err, sizeof(err)) != 0)
-		fatal("%s", err);
+	/* The lock first: a refused second daemon touches nothing. */
 	if (prefix_lock(cf.prefix, err, sizeof(err)) != 0)
+		fatal("%s", err);
+	if (prefix_prepare(cf.prefix, err, sizeof(err)) != 0)
 		fatal("%s", err);
 	snprintf(path, sizeof(path), "%s/state/token", cf.prefix);
 	if (auth_token_load(path, token, sizeof(token), err, sizeof(err)) != 0)
@@ -132,6 +133,12 @@ daemon_main(int argc, char **argv)
 		fatal("%s: %s", path, err);
 	if (fetch_global_init() != 0)
 		fatal("cannot initialise libcurl");
+	/* First in the audit log, before what recovery and workers write. */
+	detail = json_pack("{s:s, s:I, s:s, s:s}", "version", NODEE_VERSION,
+	    "pid", (json_int_t)getpid(), "listen", cf.listen, "prefix",
+	    cf.prefix);
+	store_event("daemon.started", cf.instance, detail);
+	json_decref(detail);
 	artifact_init(&cf);
 	snprintf(tmp, sizeof(tmp), "%s/tmp", cf.prefix);
 	if (jobs_recover(tmp) < 0)
@@ -148,18 +155,15 @@ daemon_main(int argc, char **argv)
 	if (http_start(&cf, token, api_routes, &ctx, err, sizeof(err)) != 0)
 		fatal("%s", err);
 
-	detail = json_pack("{s:s, s:I, s:s, s:s}", "version", NODEE_VERSION,
-	    "pid", (json_int_t)getpid(), "listen", cf.listen, "prefix",
-	    cf.prefix);
-	store_event("daemon.started", cf.instance, detail);
-	json_decref(detail);
 	log_info("main", "nodee %s started: instance %s, cell %s, prefix %s",
 	    NODEE_VERSION, cf.instance, cf.cell, cf.prefix);
 	if (show_login)
-		fprintf(stderr, "\n  console: %s://%s:%u/?token=%s\n\n",
+		fprintf(stderr, "\n  console: %s://%s%s%s:%u/?token=%s\n\n",
 		    cf.tls_cert[0] ? "https" : "http",
+		    cf.listen_ipv6 ? "[" : "",
 		    config_listen_is_loopback(&cf) || cf.listen_ipv6 ?
-		    cf.listen_host : "127.0.0.1", cf.listen_port, token);
+		    cf.listen_host : "127.0.0.1", cf.listen_ipv6 ? "]" : "",
+		    cf.listen_port, token);
 
 	for (;;) {
 		if ((sig = sigwaitinfo(&sigs, &si)) == -1) {

@@ -120,12 +120,19 @@ prefix_prepare(const char *prefix, char *err, size_t errlen)
 int
 prefix_lock(const char *prefix, char *err, size_t errlen)
 {
-	char	path[PATH_MAX], buf[32];
+	char	path[PATH_MAX], dir[PATH_MAX + 8], buf[32];
 	ssize_t	n;
 	int	fd;
 
 	if (prefix_path(path, sizeof(path), prefix, "state/nodee.pid") != 0) {
 		snprintf(err, errlen, "prefix %s: path too long", prefix);
+		return -1;
+	}
+	/* state/ must exist to hold the lock; prefix_prepare does the rest. */
+	snprintf(dir, sizeof(dir), "%s/state", prefix);
+	if (fs_mkdirs(dir, 0700) != 0) {
+		snprintf(err, errlen, "cannot create prefix %s: %s", prefix,
+		    strerror(errno));
 		return -1;
 	}
 	if ((fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,

@@ -175,6 +175,54 @@ test('a missing artifact fails at once with the status; a broken server after 3 
   assert.deepEqual(fs.readdirSync(path.join(d.prefix, 'tmp')), []);
 });
 
+test('URL credentials and signatures are never shown or recorded; sidecars keep the query', async () => {
+  const zip = appZip('secret');
+  const p = depot.put('com.example', 'secret', '1', zip, 'sha256');
+  const url = `http://deploy:s3cret@127.0.0.1:${depot.port}${p}?sig=t0ps3cret`;
+  const r = await install(d, { artifact: 'com.example:secret:1', url });
+  assert.equal(r.status, 202, r.text);
+  assert.ok(!r.text.includes('s3cret'), r.text);
+  const j = await waitJob(d, r.json.id);
+  assert.equal(j.state, 'succeeded', j.error);
+  assert.equal(depot.count(`${p}.sha256`), 1, 'the sidecar suffix goes on the path, before the query');
+  const a = await d.req({ path: '/api/v1/artifacts/com.example/secret/1' });
+  assert.equal(a.json.verified, 'sha256-sidecar');
+  for (const text of [a.text, (await d.req({ path: `/api/v1/jobs/${r.json.id}` })).text,
+    (await d.req({ path: '/api/v1/jobs?limit=500' })).text,
+    (await d.req({ path: '/api/v1/artifacts' })).text]) {
+    assert.ok(!text.includes('s3cret'), text);
+  }
+  const db = path.join(d.prefix, 'state/nodee.db');
+  const events = sqlRows(db, "select detail from events where subject = 'com.example:secret:1'");
+  assert.ok(events.length >= 2);
+  events.forEach((e) => assert.ok(!e.detail.includes('s3cret'), e.detail));
+  assert.ok(!d.stderr.includes('s3cret'), 'not in the log either');
+});
+
+test('an install request that conflicts with what exists is a 409, not a silent 200', async () => {
+  const zip = appZip('pinned');
+  depot.put('com.example', 'pinned', '1', zip);
+  await waitJob(d, (await install(d, { artifact: 'com.example:pinned:1' })).json.id);
+  const bad = await install(d, { artifact: 'com.example:pinned:1', sha256: 'b'.repeat(64) });
+  assert.equal(bad.status, 409, bad.text);
+  assert.match(bad.json.detail, /installed with sha256/);
+  const good = await install(d, { artifact: 'com.example:pinned:1', sha256: sha256(zip) });
+  assert.equal(good.status, 200, good.text);
+});
+
+test('cancel reaches a job stuck on a checksum sidecar that never answers', async () => {
+  const p = depot.put('com.example', 'stuck', '1', appZip('stuck'));
+  depot.behaviour.set(`${p}.sha256`, 'hang');
+  const r = await install(d, { artifact: 'com.example:stuck:1' });
+  for (let i = 0; i < 100 && depot.count(`${p}.sha256`) === 0; i++) await sleep(20);
+  await sleep(100);
+  const t0 = Date.now();
+  assert.equal((await d.req({ method: 'DELETE', path: `/api/v1/jobs/${r.json.id}` })).status, 202);
+  const j = await waitJob(d, r.json.id, 10000);
+  assert.equal(j.state, 'cancelled');
+  assert.ok(Date.now() - t0 < 5000, `cancelled in ${Date.now() - t0} ms`);
+});
+
 test('20 different artifacts at once, and one artifact asked for 10 times at once', async () => {
   for (let i = 0; i < 20; i++) depot.put('com.many', `a${i}`, '1', appZip(`m${i}`));
   const posts = await Promise.all(Array.from({ length: 20 }, (_, i) => install(d, { artifact: `com.many:a${i}:1` })));

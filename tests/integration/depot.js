@@ -10,7 +10,7 @@ const crypto = require('node:crypto');
 class Depot {
   constructor() {
     this.files = new Map(); // path -> Buffer
-    this.behaviour = new Map(); // path -> 'close-halfway' | 'slow' | 500
+    this.behaviour = new Map(); // path -> 'close-halfway' | 'slow' | 'hang' | 500
     this.counts = new Map();
     this.server = http.createServer((req, res) => this.handle(req, res));
     this.sockets = new Set();
@@ -59,6 +59,7 @@ class Depot {
     const p = decodeURIComponent(req.url.split('?')[0]);
     this.counts.set(p, this.count(p) + 1);
     const b = this.behaviour.get(p);
+    if (b === 'hang') return; // accept, never answer
     if (b === 500) {
       res.writeHead(500);
       res.end('broken');
