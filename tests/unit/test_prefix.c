@@ -272,12 +272,24 @@ test_lock_released(void **state)
 static void
 test_lock_no_state(void **state)
 {
-	char	err[ERRLEN];
+	char		err[ERRLEN], path[PATH_MAX], file[PATH_MAX];
+	struct stat	st;
 
-	/* prefix_prepare was not run: there is no state/ to lock in. */
+	/*
+	 * The lock is taken before prefix_prepare (so a refused second
+	 * daemon touches nothing): prefix_lock makes state/ itself, private.
+	 */
 	err[0] = '\0';
-	assert_int_equal(prefix_lock(*state, err, sizeof(err)), -1);
-	assert_contains(err, "state/nodee.pid");
+	assert_int_equal(prefix_lock(*state, err, sizeof(err)), 0);
+	snprintf(path, sizeof(path), "%s/state", (char *)*state);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0700);
+	/* A prefix that is a file cannot hold a lock. */
+	snprintf(file, sizeof(file), "%s/file", (char *)*state);
+	unit_write(file, "x", 0644);
+	assert_int_equal(prefix_lock(file, err, sizeof(err)), -1);
+	assert_contains(err, "cannot create prefix");
 }
 
 static void
