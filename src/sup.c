@@ -121,6 +121,7 @@ static size_t			 sup_nsvcs, sup_capsvcs;
 static int64_t			 sup_rotate_due;
 static int			 sup_root;
 static char			 sup_tag_sig, sup_tag_ev, sup_tag_timer;
+static sup_listener		 sup_listen;
 
 static void	*sup_main(void *);
 static void	 sup_load(void);
@@ -151,6 +152,13 @@ static int	 sup_proc_start(pid_t, unsigned long long *);
 static int64_t	 sup_mono(void);
 static void	 sup_reply(struct sup_cmd *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
+
+/* fn is called, on the supervisor thread, after each saved change. */
+void
+sup_on_change(sup_listener fn)
+{
+	sup_listen = fn;
+}
 
 /*
  * Starts the supervisor: loads every service from the store, re-adopts
@@ -816,6 +824,8 @@ sup_forget(struct svc *s)
 		}
 	json_decref(s->spec);
 	free(s);
+	if (sup_listen != NULL)
+		sup_listen();
 }
 
 /* Starts the service's main process; on failure the service is failed. */
@@ -1340,6 +1350,8 @@ sup_save(struct svc *s)
 		    sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	free(spec);
+	if (sup_listen != NULL)
+		sup_listen();
 }
 
 /* Records an event; takes ownership of detail (may be NULL). */

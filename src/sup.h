@@ -27,6 +27,10 @@ enum sup_op {
 	SUP_QUIT,
 };
 
+/* Told (from the supervisor thread) after any service's state changed. */
+typedef void	(*sup_listener)(void);
+
+void	sup_on_change(sup_listener);
 int	sup_start(const struct config *);
 void	sup_stop(void);
 int	sup_command(enum sup_op, const char *, json_t *, int64_t, int, char *,
