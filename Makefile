@@ -96,10 +96,14 @@ test-asan: build/san/nodee $(UNIT:%=build/san/test_%)
 	NODEE_BIN=$(CURDIR)/build/san/nodee NODEE_SANITIZED=1 \
 		node --test tests/integration/
 
-# Numbers, not pass or fail: nodee against curl + unzip on loopback.
+# Numbers, not pass or fail: nodee against curl + unzip, supervisord and
+# runit on loopback.
+BENCH_PKGS := supervisor runit wrk
 bench: deps
+	@sh tools/deps.sh $(BENCH_PKGS)
 	@$(MAKE) --no-print-directory all
 	node tests/bench/artifacts.js
+	node tests/bench/services.js
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
