@@ -29,6 +29,8 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include <linux/close_range.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -461,12 +463,14 @@ sup_load(void)
 			sup_run_open(s, "adopted");
 			log_info("sup", "%s: adopted pid %d", s->c.name,
 			    (int)s->pid);
-			if (s->state != ST_STOPPING && s->state != ST_DRAINING)
-				s->state = ST_RUNNING;
+			s->state = ST_RUNNING;
 			sup_save(s);
 			sup_event(s, "service.adopted", json_pack("{s:i}",
 			    "pid", (int)s->pid));
-			/* A stop or drain the last nodee began goes on. */
+			/*
+			 * A stop or drain the last nodee began goes on, with
+			 * a fresh signal and a fresh SIGKILL deadline.
+			 */
 			if (!s->desired)
 				sup_begin_stop(s);
 			continue;
@@ -1069,6 +1073,11 @@ sup_spawn(struct svc *s, const char *helper_cmd, int main, pid_t *pidp,
 		if (dup2(nullfd, 0) == -1 || dup2(outfd, 1) == -1 ||
 		    dup2(errfd, 2) == -1)
 			goto fail;
+		/*
+		 * No descriptor of nodee's may reach the service, whatever a
+		 * library forgot to mark close-on-exec (sockets, say).
+		 */
+		(void)syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
 		step++;
 		if (chdir(rdir) == -1)
 			goto fail;
