@@ -48,6 +48,7 @@
 #include "artifact.h"
 #include "coord.h"
 #include "fs.h"
+#include "jobs.h"
 #include "log.h"
 #include "service.h"
 #include "store.h"
@@ -124,10 +125,12 @@ static int64_t			 sup_rotate_due;
 static int			 sup_root;
 static char			 sup_tag_sig, sup_tag_ev, sup_tag_timer;
 static sup_listener		 sup_listen;
+static int			 sup_loaded;
 
 static void	*sup_main(void *);
 static void	 sup_load(void);
 static void	 sup_handle(struct sup_cmd *);
+static int	 sup_job_ended(struct svc *);
 static void	 sup_reap(void);
 static void	 sup_timers(void);
 static void	 sup_arm(void);
@@ -152,6 +155,7 @@ static int	 sup_rundir(struct svc *, char *, size_t, char *, size_t);
 static void	 sup_rotate_logs(void);
 static int	 sup_proc_start(pid_t, unsigned long long *);
 static int64_t	 sup_mono(void);
+static void	 sup_reachable(const char *);
 static void	 sup_reply(struct sup_cmd *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 
@@ -201,6 +205,8 @@ sup_start(const struct config *cf)
 	if (!sup_root)
 		log_warn("sup", "nodee is not root: services run as nodee's "
 		    "own user, without a private mount namespace");
+	else
+		sup_reachable(cf->prefix);
 	/* Set first: an install ending during sup_load() is queued, not lost. */
 	sup_running = 1;
 	if (pthread_create(&sup_thread, NULL, sup_main, NULL) != 0) {
@@ -208,6 +214,11 @@ sup_start(const struct config *cf)
 		log_error("sup", "cannot start the supervisor thread");
 		return -1;
 	}
+	/* The API must not show what the store said before adoption. */
+	pthread_mutex_lock(&sup_mtx);
+	while (!sup_loaded)
+		pthread_cond_wait(&sup_cond, &sup_mtx);
+	pthread_mutex_unlock(&sup_mtx);
 	return 0;
 }
 
@@ -309,6 +320,10 @@ sup_main(void *arg)
 	(void)arg;
 	sup_rotate_due = sup_mono() + SUP_ROTATE_EVERY_MS;
 	sup_load();
+	pthread_mutex_lock(&sup_mtx);
+	sup_loaded = 1;
+	pthread_cond_broadcast(&sup_cond);
+	pthread_mutex_unlock(&sup_mtx);
 	while (!quit) {
 		sup_arm();
 		k = epoll_wait(sup_epfd, evs, 64, -1);
@@ -500,8 +515,15 @@ sup_load(void)
 			json_decref(j);
 			s->job = 0;
 		}
-		if (s->desired)
+		/*
+		 * What should run and did (or was about to) runs again; a
+		 * service that gave up or ended by its policy stays so until
+		 * someone starts it, across daemon restarts too.
+		 */
+		if (s->desired && s->state != ST_FAILED && s->state != ST_EXITED)
 			sup_launch(s, "boot");
+		else if (s->desired)
+			sup_save(s);
 		else if (s->state == ST_RUNNING || s->state == ST_STOPPING ||
 		    s->state == ST_DRAINING || s->state == ST_BACKOFF ||
 		    s->state == ST_STARTING) {
@@ -593,7 +615,9 @@ sup_handle(struct sup_cmd *c)
 		}
 		sup_event(s, created ? "service.created" : "service.updated",
 		    json_pack("{s:O}", "spec", s->spec));
-		if (s->job > 0) {
+		if (s->job > 0 && sup_job_ended(s)) {
+			/* The install ended before this command came. */
+		} else if (s->job > 0) {
 			if (s->pid <= 0)
 				s->state = ST_STARTING;
 			s->timer = TM_NONE;
@@ -680,6 +704,43 @@ sup_handle(struct sup_cmd *c)
 		break;
 	}
 	sup_reply(c, 200, "%s", "");
+}
+
+/*
+ * If the install s waits for has already ended (its news may have come
+ * before the command that made s wait), acts on it now and returns 1.
+ */
+static int
+sup_job_ended(struct svc *s)
+{
+	json_t		*j = jobs_get(store_db(), s->job);
+	const char	*st = json_string_value(json_object_get(j, "state"));
+
+	if (st == NULL || strcmp(st, "queued") == 0 ||
+	    strcmp(st, "running") == 0) {
+		json_decref(j);
+		return 0;
+	}
+	s->job = 0;
+	if (strcmp(st, "succeeded") == 0) {
+		if (s->pid > 0) {
+			s->after = AF_RESTART;
+			sup_begin_stop(s);
+		} else {
+			s->timer = TM_NONE;
+			s->nwin = 0;
+			s->level = 0;
+			sup_launch(s, "api");
+		}
+	} else {
+		snprintf(s->reason, sizeof(s->reason), "artifact install "
+		    "%s: %.400s", st, json_string_value(json_object_get(j,
+		    "error")) ? json_string_value(json_object_get(j,
+		    "error")) : "");
+		sup_set_state(s, ST_FAILED, s->reason);
+	}
+	json_decref(j);
+	return 1;
 }
 
 /* Reaps every child that ended: services and orphans alike. */
@@ -1582,6 +1643,37 @@ sup_proc_start(pid_t pid, unsigned long long *out)
 		return -1;
 	*out = strtoull(p, NULL, 10);
 	return 0;
+}
+
+/*
+ * Services run as other uids and must reach their artifact and runtime
+ * directory: the prefix and its parents need search permission for
+ * others.  The prefix itself gets it (it may have been made 0700, as
+ * mkdtemp does); a parent that lacks it is reported, not changed.
+ */
+static void
+sup_reachable(const char *prefix)
+{
+	char		 path[PATH_MAX], *slash;
+	struct stat	 st;
+
+	if (stat(prefix, &st) == 0 && (st.st_mode & 0001) == 0) {
+		if (chmod(prefix, (st.st_mode & 07777) | 0011) == 0)
+			log_warn("sup", "%s: search permission for others "
+			    "added, so services can reach their files",
+			    prefix);
+		else
+			log_warn("sup", "%s: services will not reach their "
+			    "files: %s", prefix, strerror(errno));
+	}
+	snprintf(path, sizeof(path), "%s", prefix);
+	while ((slash = strrchr(path, '/')) != NULL && slash != path) {
+		*slash = '\0';
+		if (stat(path, &st) == 0 && (st.st_mode & 0001) == 0)
+			log_warn("sup", "%s has no search permission for "
+			    "others: services running as their own uid cannot "
+			    "reach the prefix", path);
+	}
 }
 
 static int64_t

@@ -89,6 +89,22 @@ if [ ! -e crashed-once ]; then echo once > crashed-once; exit 1; fi
 echo ready > ready
 exec sleep 1000
 `,
+  // Runs steadily for a while, then fails.
+  'bin/crash-late': `#!/bin/sh
+echo "run $$"
+sleep 1.3
+exit 1
+`,
+  // Writes more than log_max, then one more line when told to.
+  'bin/chatty': `#!/bin/sh
+i=0
+while [ $i -lt 100 ]; do echo "first-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"; i=$((i+1)); done
+echo ready > ready
+while [ ! -e go ]; do sleep 0.05; done
+echo after-rotation
+echo done > done
+exec sleep 1000
+`,
   'bin/exit0': '#!/bin/sh\necho bye\nexit 0\n',
   'bin/exit3': '#!/bin/sh\necho bye\nexit 3\n',
   'bin/lines': `#!/bin/sh
@@ -271,36 +287,46 @@ function events(d, coord, kind) {
     kind ? ` and kind = '${esc(kind)}'` : ''} order by id`);
 }
 
-// Live processes started by services of this prefix (by their environment).
-function serviceProcesses(prefix) {
-  const out = [];
+// The process groups of the live processes that services of this prefix
+// started (found by their environment), sorted.
+function serviceGroups(prefix) {
+  const out = new Set();
   for (const e of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     const env = readIf(`/proc/${e}/environ`);
-    if (env && env.split('\0').some((x) => x.startsWith(`NODEE_RUNTIME_DIR=${prefix}/`)) &&
-      alive(Number(e))) out.push(Number(e));
+    const f = procStat(e);
+    if (env && f && f[0] !== 'Z' &&
+      env.split('\0').some((x) => x.startsWith(`NODEE_RUNTIME_DIR=${prefix}/`))) out.add(Number(f[2]));
   }
-  return out;
+  return [...out].sort((a, b) => a - b);
 }
 
+const sorted = (a) => [...a].sort((x, y) => x - y);
+
 // Kills (SIGKILL, whole group) every recorded service process of the
-// prefix that still runs with its recorded start time; returns their pids.
+// prefix that still runs with its recorded start time, and any process
+// group whose environment says it belongs to a service of the prefix;
+// returns what it killed.
 function killLeftovers(prefix) {
   let rows = [];
-  try {
-    rows = sqlRows(db(prefix), 'select pid, proc_start from service_runs where pid > 0 ' +
-      'union select pid, proc_start from services where pid > 0');
-  } catch (_) { /* no store */ }
-  const killed = [];
-  for (const { pid, proc_start: ps } of rows) {
-    if (procStart(pid) !== null && procStart(pid) === ps) {
-      try { process.kill(-pid, 'SIGKILL'); } catch (_) {
-        try { process.kill(pid, 'SIGKILL'); } catch (__) { /* gone */ }
-      }
-      killed.push(pid);
-    }
+  if (fs.existsSync(db(prefix))) {
+    try {
+      rows = sqlRows(db(prefix), 'select pid, proc_start from service_runs where pid > 0 ' +
+        'union select pid, proc_start from services where pid > 0');
+    } catch (_) { /* no store */ }
   }
-  return killed;
+  const killed = new Set();
+  const kill = (pid) => {
+    try { process.kill(-pid, 'SIGKILL'); } catch (_) {
+      try { process.kill(pid, 'SIGKILL'); } catch (__) { /* gone */ }
+    }
+    killed.add(pid);
+  };
+  for (const { pid, proc_start: ps } of rows) {
+    if (procStart(pid) !== null && procStart(pid) === ps) kill(pid);
+  }
+  for (const pgid of serviceGroups(prefix)) kill(pgid);
+  return sorted(killed);
 }
 
 process.on('exit', () => {
@@ -382,7 +408,10 @@ test.after(async () => {
   } finally {
     for (const p of prefixes) killLeftovers(p);
     if (depot) await depot.stop();
-    for (const p of prefixes) fs.rmSync(p, { recursive: true, force: true });
+    for (const p of prefixes) {
+      fs.rmSync(p, { recursive: true, force: true });
+      prefixes.delete(p);
+    }
   }
 });
 
@@ -413,10 +442,12 @@ test('start: the artifact runs in its own session with stdin /dev/null, logs to 
   assert.equal(fs.readlinkSync(`/proc/${s.pid}/fd/0`), '/dev/null');
   assert.equal(fs.readlinkSync(`/proc/${s.pid}/fd/1`), path.join(dir, 'log/stdout'));
   assert.equal(fs.readlinkSync(`/proc/${s.pid}/fd/2`), path.join(dir, 'log/stderr'));
-  assert.match(fs.readFileSync(`/proc/${s.pid}/cmdline`, 'utf8'), /^sleep\01000\0$/);
+  assert.equal(fs.readFileSync(`/proc/${s.pid}/cmdline`, 'utf8'), 'sleep\u00001000\u0000');
   const limits = fs.readFileSync(`/proc/${s.pid}/limits`, 'utf8');
   assert.match(limits, /Max open files\s+123\s+123/);
   assert.match(limits, /Max core file size\s+0\s+0/);
+  assert.deepEqual(fs.readdirSync(`/proc/${s.pid}/fd`).sort(), ['0', '1', '2'],
+    'no descriptor of nodee\'s reaches the service');
 
   const list = (await D.req({ path: '/api/v1/services' })).json.services;
   assert.deepEqual(list.map((x) => x.coordinate), [c]);
@@ -469,7 +500,7 @@ test('options and args reach the program in order; a compiled program; a new spe
     options: { '--mode': 'fast' }, args: ['a b', '', 'ünï'],
   });
   const cout = await waitFile(path.join(rundir(D.prefix, cc), 'log/stdout'), /cprog end/);
-  assert.equal(cout, 'cprog argc=5\ncprog argv[1]=<--mode>\ncprog argv[2]=<fast>\n' +
+  assert.equal(cout, 'cprog argc=6\ncprog argv[1]=<--mode>\ncprog argv[2]=<fast>\n' +
     'cprog argv[3]=<a b>\ncprog argv[4]=<>\ncprog argv[5]=<ünï>\ncprog end\n');
   assert.equal(fs.readlinkSync(`/proc/${cs.pid}/exe`),
     path.join(D.prefix, 'software/com.test/svc/1/bin/cprog'));
@@ -708,6 +739,18 @@ test('a crash loop: backoff delays grow, then failed ("gave up"), and it stays f
   assert.equal(r2.status, 200, r2.text);
   await waitFor(() => history(D, c).length >= 5, 'a new run after start');
   assert.equal(history(D, c)[4].reason, 'api');
+});
+
+test('the restart counter resets after a steady run: a service that fails only now and then never gives up', async () => {
+  const c = '1.steady.tst.cell';
+  await put(D, c, { artifact: GAV, command: 'bin/crash-late',
+    restart: { delay_ms: 20, max_restarts: 2, period_s: 60, reset_after_s: 1 } });
+  const s = await waitSvc(D, c, (x) => x.restarts >= 3 || x.state === 'failed', 'three restarts', 20000);
+  assert.notEqual(s.state, 'failed', s.reason);
+  assert.equal(events(D, c, 'service.gave_up').length, 0);
+  const delays = events(D, c, 'service.backoff').map((e) => JSON.parse(e.detail).delay_ms);
+  assert.ok(delays.length >= 3);
+  assert.ok(delays.every((x) => x >= 16 && x <= 24), `the delay starts small again each time: ${delays}`);
 });
 
 test('restart policies: never -> exited; on-failure with exit 0 -> exited; always restarts an exit 0', async () => {
@@ -1022,7 +1065,7 @@ test('kill -9 of the daemon with 20 running services, 10 times: every one adopte
       want.set(c, { pid: s.pid, start: procStart(s.pid), restarts: s.restarts, uid: s.uid });
     }
     assert.equal(new Set([...want.values()].map((x) => x.uid)).size, 20, 'twenty distinct uids');
-    assert.equal(serviceProcesses(prefix).length, 20);
+    assert.deepEqual(serviceGroups(prefix), sorted([...want.values()].map((x) => x.pid)));
     const runs0 = q(d, 'select count(*) n from service_runs')[0].n;
 
     for (let round = 1; round <= 10; round++) {
@@ -1045,7 +1088,8 @@ test('kill -9 of the daemon with 20 running services, 10 times: every one adopte
       assert.equal(q(d, 'select count(*) n from service_runs')[0].n, runs0 + 20 * round,
         'nothing but adoptions: no service started again');
       assert.equal(q(d, "select count(*) n from events where kind = 'service.adopted'")[0].n, 20 * round);
-      assert.equal(serviceProcesses(prefix).length, 20, 'nothing doubled');
+      assert.deepEqual(serviceGroups(prefix), sorted([...want.values()].map((x) => x.pid)),
+        'nothing doubled');
     }
     assert.match(d.stderr, /adopted pid/);
 
@@ -1085,6 +1129,62 @@ test('kill -9 of the daemon with 20 running services, 10 times: every one adopte
   }
 });
 
+test('a stop the killed nodee began goes on under the next one (SIGKILL after the timeout)', async () => {
+  const prefix = newPrefix();
+  let d = await startDaemon(prefix);
+  try {
+    await installArtifact(d, GAV);
+    const c = '1.stopkill.tst.cell';
+    const s = await putRunning(d, c, { artifact: GAV, command: 'bin/stubborn', stop: { timeout_s: 2 } });
+    await waitFile(path.join(rundir(prefix, c), 'ready'));
+    const r = await post(d, c, 'stop');
+    assert.equal(r.json.state, 'stopping');
+    await d.stop('SIGKILL');
+    assert.ok(alive(s.pid), 'TERM is ignored');
+    const t0 = Date.now();
+    d = await startDaemon(prefix);
+    const st = await waitSvc(d, c, (x) => x.state === 'stopped', 'stopped', 10000);
+    assert.ok(Date.now() - t0 < 6000, 'within the stop timeout, not never');
+    assert.equal(st.desired_state, 'stopped');
+    assert.equal(st.pid, null);
+    assert.equal(alive(s.pid), false);
+    assert.deepEqual(history(d, c).map((x) => x.reason), ['api', 'adopted']);
+    await sleep(300);
+    assert.equal((await get(d, c)).json.state, 'stopped', 'not started again');
+    await removeAll(d);
+    await stopClean(d);
+  } finally {
+    if (!d.exited) await d.stop('SIGKILL');
+    killLeftovers(prefix);
+  }
+});
+
+test('logs are rotated by size (copy-truncate): the service keeps writing to the same file', async () => {
+  const prefix = newPrefix();
+  const d = await startDaemon(prefix, { env: { NODEE_LOG_MAX: '4096', NODEE_LOG_KEEP: '2' } });
+  try {
+    await installArtifact(d, GAV);
+    const c = '1.chatty.tst.cell';
+    const dir = rundir(prefix, c);
+    const s = await putRunning(d, c, { artifact: GAV, command: 'bin/chatty' });
+    await waitFile(path.join(dir, 'ready'));
+    assert.ok(fs.statSync(path.join(dir, 'log/stdout')).size > 4096);
+    const old = await waitFile(path.join(dir, 'log/stdout.1'), /first-99-/, 12000);
+    assert.match(old, /^first-0-/);
+    assert.equal(old.split('\n').length, 101);
+    fs.writeFileSync(path.join(dir, 'go'), '');
+    await waitFile(path.join(dir, 'done'));
+    const now = fs.readFileSync(path.join(dir, 'log/stdout'));
+    assert.equal(now.toString(), 'after-rotation\n', 'appended at the start of the truncated file, no hole');
+    assert.equal(s.pid, (await get(d, c)).json.pid);
+    await removeAll(d);
+    await stopClean(d);
+  } finally {
+    if (!d.exited) await d.stop('SIGKILL');
+    killLeftovers(prefix);
+  }
+});
+
 test('a reused pid (an unrelated process with the recorded pid) is not adopted: the service starts anew', async () => {
   const prefix = newPrefix();
   let d = await startDaemon(prefix);
@@ -1112,7 +1212,7 @@ test('a reused pid (an unrelated process with the recorded pid) is not adopted: 
     assert.deepEqual(h.map((x) => x.reason), ['api', 'boot']);
     assert.equal(h[1].pid, s2.pid);
     assert.equal(events(d, c, 'service.adopted').length, 0);
-    assert.equal(serviceProcesses(prefix).length, 1);
+    assert.deepEqual(serviceGroups(prefix), [s2.pid]);
     await removeAll(d);
     assert.ok(alive(other.pid), 'still left alone after the service is deleted');
     await stopClean(d);
@@ -1136,13 +1236,23 @@ test('after a reboot (nodee and all services gone): desired running come back, s
     await putRunning(d, stopped, { artifact: GAV });
     await post(d, stopped, 'stop');
     await waitSvc(d, stopped, (x) => x.state === 'stopped', 'stopped');
+    // One that gave up stays failed until someone starts it, reboot or not.
+    const gaveUp = '1.bootd.tst.cell';
+    await put(d, gaveUp, { artifact: GAV, command: 'bin/crash',
+      restart: { delay_ms: 10, max_restarts: 1, period_s: 60 } });
+    await waitSvc(d, gaveUp, (x) => x.state === 'failed', 'failed');
+    const gaveUpRuns = history(d, gaveUp).length;
     await d.stop('SIGKILL');
     for (const pid of [sa.pid, sb.pid]) process.kill(-pid, 'SIGKILL');
     await waitFor(() => !alive(sa.pid) && !alive(sb.pid), 'all services dead');
-    assert.equal(serviceProcesses(prefix).length, 0);
+    assert.deepEqual(serviceGroups(prefix), []);
 
     d = await startDaemon(prefix);
-    const [na, nb] = await Promise.all([waitSvc(d, a, isRunning, 'back'), waitSvc(d, b, isRunning, 'back')]);
+    // The store still says running with the old pids until the supervisor
+    // has loaded: wait for the new incarnations.
+    const [na, nb] = await Promise.all([
+      waitSvc(d, a, (x) => isRunning(x) && x.pid !== sa.pid, 'back'),
+      waitSvc(d, b, (x) => isRunning(x) && x.pid !== sb.pid, 'back')]);
     assert.notEqual(na.pid, sa.pid);
     assert.notEqual(nb.pid, sb.pid);
     assert.equal(na.restarts, sa.restarts);
@@ -1156,7 +1266,11 @@ test('after a reboot (nodee and all services gone): desired running come back, s
     assert.equal(c.desired_state, 'stopped');
     assert.equal(c.pid, null);
     assert.deepEqual(history(d, stopped).map((x) => x.reason), ['api']);
-    assert.equal(serviceProcesses(prefix).length, 2);
+    const g = (await get(d, gaveUp)).json;
+    assert.equal(g.state, 'failed');
+    assert.match(g.reason, /gave up/);
+    assert.equal(history(d, gaveUp).length, gaveUpRuns, 'not started again by the daemon start');
+    assert.deepEqual(serviceGroups(prefix), sorted([na.pid, nb.pid]));
     await removeAll(d);
     await stopClean(d);
   } finally {
