@@ -37,6 +37,8 @@ static int	api_coord(struct http_req *, struct artifact_coord *);
 static int	api_job_id(struct http_req *, int64_t *);
 static void	api_job_answer(struct http_req *, int, json_t *);
 static int	api_only_keys(struct http_req *, const char *const *);
+static void	api_list(struct http_req *, const char *,
+		    json_t *(*)(sqlite3 *));
 static void	api_service_list(struct http_req *, void *);
 static void	api_service_get(struct http_req *, void *);
 static void	api_service_put(struct http_req *, void *);
@@ -184,14 +186,21 @@ api_artifact_post(struct http_req *r, void *arg)
 static void
 api_artifact_list(struct http_req *r, void *arg)
 {
+	(void)arg;
+	api_list(r, "artifacts", artifact_list);
+}
+
+/* {"<key>": [...]} from a store reader. */
+static void
+api_list(struct http_req *r, const char *key, json_t *(*fn)(sqlite3 *))
+{
 	sqlite3	*db = store_db();
 
-	(void)arg;
 	if (db == NULL) {
 		http_problem(r, 503, "the store is unavailable");
 		return;
 	}
-	http_json(r, 200, json_pack("{s:o}", "artifacts", artifact_list(db)));
+	http_json(r, 200, json_pack("{s:o}", key, fn(db)));
 }
 
 static void
@@ -404,14 +413,8 @@ api_only_keys(struct http_req *r, const char *const *keys)
 static void
 api_service_list(struct http_req *r, void *arg)
 {
-	sqlite3	*db = store_db();
-
 	(void)arg;
-	if (db == NULL) {
-		http_problem(r, 503, "the store is unavailable");
-		return;
-	}
-	http_json(r, 200, json_pack("{s:o}", "services", service_list(db)));
+	api_list(r, "services", service_list);
 }
 
 static void

@@ -130,6 +130,7 @@ static int			 sup_loaded;
 static void	*sup_main(void *);
 static void	 sup_load(void);
 static void	 sup_handle(struct sup_cmd *);
+static void	 sup_enqueue(struct sup_cmd *);
 static int	 sup_job_ended(struct svc *);
 static void	 sup_reap(void);
 static void	 sup_timers(void);
@@ -250,7 +251,6 @@ sup_command(enum sup_op op, const char *coord, json_t *spec, int64_t job,
     int flag, char *err, size_t errlen)
 {
 	struct sup_cmd	*c;
-	uint64_t	 one = 1;
 	int		 status;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
@@ -265,15 +265,7 @@ sup_command(enum sup_op op, const char *coord, json_t *spec, int64_t job,
 	c->job = job;
 	c->flag = flag;
 	c->wait = 1;
-	pthread_mutex_lock(&sup_mtx);
-	if (sup_tail != NULL)
-		sup_tail->next = c;
-	else
-		sup_head = c;
-	sup_tail = c;
-	pthread_mutex_unlock(&sup_mtx);
-	if (write(sup_evfd, &one, sizeof(one)) != sizeof(one))
-		log_warn("sup", "eventfd: %s", strerror(errno));
+	sup_enqueue(c);
 	pthread_mutex_lock(&sup_mtx);
 	while (!c->done)
 		pthread_cond_wait(&sup_cond, &sup_mtx);
@@ -290,7 +282,6 @@ void
 sup_artifact_done(const char *gav, int ok, const char *error)
 {
 	struct sup_cmd	*c;
-	uint64_t	 one = 1;
 
 	if (!sup_running || (c = calloc(1, sizeof(*c))) == NULL)
 		return;
@@ -298,6 +289,15 @@ sup_artifact_done(const char *gav, int ok, const char *error)
 	snprintf(c->coord, sizeof(c->coord), "%s", gav);
 	c->flag = ok;
 	snprintf(c->text, sizeof(c->text), "%s", error ? error : "");
+	sup_enqueue(c);
+}
+
+/* Appends c to the queue and wakes the supervisor thread. */
+static void
+sup_enqueue(struct sup_cmd *c)
+{
+	uint64_t	one = 1;
+
 	pthread_mutex_lock(&sup_mtx);
 	if (sup_tail != NULL)
 		sup_tail->next = c;
