@@ -157,7 +157,7 @@ service_spec_check(const struct config *cf, const json_t *in, char *err,
 		json_object_set_new(s, "restart", o = json_object());
 	if (service_only_keys(o, "restart.", restart_keys, err, errlen) != 0)
 		goto fail;
-	if ((v = json_object_get(o, "policy")) == NULL)
+	if (json_object_get(o, "policy") == NULL)
 		json_object_set_new(o, "policy", json_string("on-failure"));
 	pol = json_string_value(json_object_get(o, "policy"));
 	if (pol == NULL || (strcmp(pol, "on-failure") != 0 &&
@@ -220,10 +220,8 @@ service_spec_check(const struct config *cf, const json_t *in, char *err,
 		goto fail;
 
 	if ((v = json_object_get(s, "user")) != NULL) {
-		struct passwd	*pw;
-
-		if (!json_is_string(v) || (pw = getpwnam(json_string_value(v)))
-		    == NULL) {
+		if (!json_is_string(v) || getpwnam(json_string_value(v)) ==
+		    NULL) {
 			snprintf(err, errlen, "user: '%.100s' is not a user of "
 			    "this machine", json_is_string(v) ?
 			    json_string_value(v) : "?");

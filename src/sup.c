@@ -844,7 +844,8 @@ sup_new(const struct coord *c, json_t *spec)
 	if (sup_nsvcs == sup_capsvcs) {
 		size_t	cap = sup_capsvcs ? sup_capsvcs * 2 : 64;
 
-		if ((n = realloc(sup_svcs, cap * sizeof(*n))) == NULL)
+		if ((n = realloc(sup_svcs, cap * sizeof(struct svc *))) ==
+		    NULL)
 			return NULL;
 		sup_svcs = n;
 		sup_capsvcs = cap;
