@@ -457,8 +457,12 @@ api_service_put(struct http_req *r, void *arg)
 		http_problem(r, 400, "%s", err);
 		return;
 	}
-	status = artifact_submit_install(&ac, NULL, NULL, &job, err,
-	    sizeof(err));
+	/* Most PUTs name an installed artifact: a cheap check first. */
+	if (store_db() != NULL && artifact_installed(store_db(), &ac))
+		status = 200;
+	else
+		status = artifact_submit_install(&ac, NULL, NULL, &job, err,
+		    sizeof(err));
 	if (status == 202)
 		jid = json_integer_value(json_object_get(job, "id"));
 	else if (status != 200) {

@@ -188,6 +188,24 @@ artifact_get(sqlite3 *db, const struct artifact_coord *c)
 	return o;
 }
 
+/* 1 if the artifact has a record; cheaper than artifact_get(). */
+int
+artifact_installed(sqlite3 *db, const struct artifact_coord *c)
+{
+	sqlite3_stmt	*st;
+	int		 yes = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM artifacts WHERE group_id = ? "
+	    "AND artifact_id = ? AND version = ?", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(st, 1, c->group, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, c->artifact, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, c->version, -1, SQLITE_STATIC);
+	yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
 json_t *
 artifact_list(sqlite3 *db)
 {

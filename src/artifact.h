@@ -37,6 +37,7 @@ int	 artifact_dir(const struct config *, const struct artifact_coord *,
 int	 artifact_url(const struct config *, const struct artifact_coord *,
 	    char *, size_t, char *, size_t);
 json_t	*artifact_get(sqlite3 *, const struct artifact_coord *);
+int	 artifact_installed(sqlite3 *, const struct artifact_coord *);
 json_t	*artifact_list(sqlite3 *);
 json_t	*artifact_users(sqlite3 *, const struct artifact_coord *);
 int	 artifact_submit_install(const struct artifact_coord *, const char *,

@@ -62,6 +62,7 @@ static const struct config_key config_keys[] = {
 	{ "service_uid_max",	CT_UINT,	F(uid_max), 1000, 4000000000U },
 	{ "log_max",		CT_SIZE,	F(log_max), 4096, 1ULL << 40 },
 	{ "log_keep",		CT_UINT,	F(log_keep), 1, 100 },
+	{ "log_check_s",	CT_UINT,	F(log_check_s), 1, 3600 },
 };
 
 #undef F
@@ -96,6 +97,7 @@ config_defaults(struct config *cf)
 	cf->uid_max = 61999;
 	cf->log_max = 10 * 1024 * 1024;
 	cf->log_keep = 3;
+	cf->log_check_s = 30;
 	snprintf(cf->cell, sizeof(cf->cell), "cell");
 	if (gethostname(cf->instance, sizeof(cf->instance)) != 0 ||
 	    config_valid_label(cf->instance, 0) != 0)

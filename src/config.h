@@ -52,6 +52,7 @@ struct config {
 	unsigned	uid_max;
 	size_t		log_max;
 	unsigned	log_keep;
+	unsigned	log_check_s;
 };
 
 void	config_defaults(struct config *);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,11 @@ daemon_main(int argc, char **argv)
 
 	daemon_config(&cf, argc, argv, &show_login);
 	log_set_level(cf.log_level);
+	/*
+	 * glibc gives each thread that allocates an arena of its own, and
+	 * keeps them: with a dozen threads that is tens of MB for nothing.
+	 */
+	mallopt(M_ARENA_MAX, 2);
 
 	/*
 	 * Block the signals we wait for before any thread exists, so every

@@ -55,7 +55,6 @@
 #include "sup.h"
 
 #define SUP_WINDOW_MAX		64
-#define SUP_ROTATE_EVERY_MS	5000
 #define SUP_GROUPS_MAX		64
 
 enum svc_state {
@@ -126,11 +125,14 @@ static int			 sup_root;
 static char			 sup_tag_sig, sup_tag_ev, sup_tag_timer;
 static sup_listener		 sup_listen;
 static int			 sup_loaded;
+static struct sup_cmd		*sup_replies;	/* answered, not yet told */
 
 static void	*sup_main(void *);
 static void	 sup_load(void);
 static void	 sup_handle(struct sup_cmd *);
 static void	 sup_enqueue(struct sup_cmd *);
+static void	 sup_begin(void);
+static void	 sup_commit(void);
 static int	 sup_job_ended(struct svc *);
 static void	 sup_reap(void);
 static void	 sup_timers(void);
@@ -318,8 +320,10 @@ sup_main(void *arg)
 	int			 i, k, quit = 0;
 
 	(void)arg;
-	sup_rotate_due = sup_mono() + SUP_ROTATE_EVERY_MS;
+	sup_rotate_due = sup_mono() + (int64_t)sup_cf->log_check_s * 1000;
+	sup_begin();
 	sup_load();
+	sup_commit();
 	pthread_mutex_lock(&sup_mtx);
 	sup_loaded = 1;
 	pthread_cond_broadcast(&sup_cond);
@@ -333,6 +337,13 @@ sup_main(void *arg)
 			log_error("sup", "epoll_wait: %s", strerror(errno));
 			break;
 		}
+		/*
+		 * Everything one wake-up writes is one transaction: one
+		 * fsync, not five, between a crash and the restart.  The
+		 * fork comes before the commit either way (a process must
+		 * exist before its pid can be recorded).
+		 */
+		sup_begin();
 		for (i = 0; i < k; i++) {
 			void	*tag = evs[i].data.ptr;
 
@@ -374,6 +385,7 @@ sup_main(void *arg)
 				sup_exited(s, 0, 0);
 			}
 		}
+		sup_commit();
 	}
 	/* Services keep running; only our bookkeeping goes. */
 	while (sup_nsvcs > 0) {
@@ -768,7 +780,7 @@ sup_timers(void)
 
 	if (now >= sup_rotate_due) {
 		sup_rotate_logs();
-		sup_rotate_due = now + SUP_ROTATE_EVERY_MS;
+		sup_rotate_due = now + (int64_t)sup_cf->log_check_s * 1000;
 	}
 	for (i = 0; i < sup_nsvcs; i++) {
 		s = sup_svcs[i];
@@ -1686,9 +1698,14 @@ sup_mono(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * Answers a command.  The caller is woken only after sup_commit(), so
+ * what it then reads from the store is what the command did.
+ */
 static void
 sup_reply(struct sup_cmd *c, int status, const char *fmt, ...)
 {
+	char	buf[sizeof(c->err)];
 	va_list	ap;
 
 	json_decref(c->spec);
@@ -1697,13 +1714,45 @@ sup_reply(struct sup_cmd *c, int status, const char *fmt, ...)
 		free(c);
 		return;
 	}
-	pthread_mutex_lock(&sup_mtx);
 	va_start(ap, fmt);
-	if (c->err != (char *)fmt)
-		vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	memcpy(c->err, buf, sizeof(c->err));
 	c->status = status;
-	c->done = 1;
+	c->next = sup_replies;
+	sup_replies = c;
+}
+
+static void
+sup_begin(void)
+{
+	sqlite3	*db = store_db();
+
+	if (db != NULL && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL) != SQLITE_OK)
+		log_error("sup", "begin: %s", sqlite3_errmsg(db));
+}
+
+/* Commits the wake-up's writes, then wakes those waiting on replies. */
+static void
+sup_commit(void)
+{
+	sqlite3		*db = store_db();
+	struct sup_cmd	*c, *next;
+
+	if (db != NULL && !sqlite3_get_autocommit(db) &&
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		log_error("sup", "commit: %s", sqlite3_errmsg(db));
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	if (sup_replies == NULL)
+		return;
+	pthread_mutex_lock(&sup_mtx);
+	for (c = sup_replies; c != NULL; c = next) {
+		next = c->next;
+		c->done = 1;
+	}
+	sup_replies = NULL;
 	pthread_cond_broadcast(&sup_cond);
 	pthread_mutex_unlock(&sup_mtx);
 }

@@ -1168,7 +1168,7 @@ test('a stop the killed nodee began goes on under the next one (SIGKILL after th
 
 test('logs are rotated by size (copy-truncate): the service keeps writing to the same file', async () => {
   const prefix = newPrefix();
-  const d = await startDaemon(prefix, { env: { NODEE_LOG_MAX: '4096', NODEE_LOG_KEEP: '2' } });
+  const d = await startDaemon(prefix, { env: { NODEE_LOG_MAX: '4096', NODEE_LOG_KEEP: '2', NODEE_LOG_CHECK_S: '1' } });
   try {
     await installArtifact(d, GAV);
     const c = '1.chatty.tst.cell';
