@@ -6,7 +6,8 @@ CC	?= cc
 PKGS	:= libulfius libmicrohttpd jansson gnutls sqlite3 libcurl libzip
 DEB_PKGS := build-essential pkg-config libulfius-dev libmicrohttpd-dev \
 	libjansson-dev libcurl4-gnutls-dev libgnutls28-dev libsqlite3-dev \
-	libzip-dev zip unzip libcmocka-dev sqlite3 curl openssl nodejs cppcheck clang-tidy
+	libzip-dev zip unzip libcmocka-dev sqlite3 curl openssl nodejs cppcheck clang-tidy \
+	libzookeeper-mt-dev zookeeper
 
 # Empty until `make deps` has installed the -dev packages.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -14,9 +15,11 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 # CFLAGS is the user's (make CFLAGS=-O0 works); the rest is always added.
 CFLAGS	?= -O2 -g
-override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
+# The ZooKeeper C client has no pkg-config file; THREADED selects its
+# multi-threaded API (zoo_create and the other synchronous calls).
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -DTHREADED \
 	-DNODEE_VERSION='"$(VERSION)"' -Isrc -Ibuild/gen $(PKG_CFLAGS)
-override LDLIBS += $(PKG_LIBS) -lpthread
+override LDLIBS += $(PKG_LIBS) -lzookeeper_mt -lpthread
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
@@ -97,13 +100,14 @@ test-asan: build/san/nodee $(UNIT:%=build/san/test_%)
 		node --test tests/integration/
 
 # Numbers, not pass or fail: nodee against curl + unzip, supervisord and
-# runit on loopback.
+# runit on loopback; the registry's latencies against a local ZooKeeper.
 BENCH_PKGS := supervisor runit wrk
 bench: deps
 	@sh tools/deps.sh $(BENCH_PKGS)
 	@$(MAKE) --no-print-directory all
 	node tests/bench/artifacts.js
 	node tests/bench/services.js
+	node tests/bench/registry.js
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \

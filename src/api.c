@@ -16,6 +16,7 @@
 #include "jobs.h"
 #include "machine.h"
 #include "nodee.h"
+#include "registry.h"
 #include "service.h"
 #include "store.h"
 #include "sup.h"
@@ -52,10 +53,14 @@ static void	api_service_logs(struct http_req *, void *);
 static int	api_service_coord(struct http_req *, struct coord *);
 static void	api_service_answer(struct http_req *, int, const char *,
 		    json_t *);
+static void	api_cell_nodes(struct http_req *, void *);
+static void	api_node_drain(struct http_req *, void *);
 
 const struct http_route api_routes[] = {
 	{ "GET",	"/healthz",			api_healthz },
 	{ "GET",	"/api/v1/node",			api_node },
+	{ "POST",	"/api/v1/node/drain",		api_node_drain },
+	{ "GET",	"/api/v1/cell/nodes",		api_cell_nodes },
 	{ "POST",	"/api/v1/artifacts",		api_artifact_post },
 	{ "GET",	"/api/v1/artifacts",		api_artifact_list },
 	{ "GET",	"/api/v1/artifacts/:g/:a/:v",	api_artifact_get },
@@ -90,7 +95,7 @@ api_node(struct http_req *r, void *arg)
 	int64_t		 now = store_now_ms();
 
 	http_json(r, 200, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, "
-	    "s:o}",
+	    "s:o, s:o}",
 	    "instance", ctx->cf->instance,
 	    "cell", ctx->cf->cell,
 	    "version", NODEE_VERSION,
@@ -99,7 +104,8 @@ api_node(struct http_req *r, void *arg)
 	    "started_at", (json_int_t)ctx->started_ms,
 	    "prefix", ctx->cf->prefix,
 	    "listen", ctx->cf->listen,
-	    "machine", machine_facts()));
+	    "machine", machine_facts(),
+	    "registry", registry_status()));
 }
 
 /* The console page, embedded from assets/ at build time. */
@@ -636,4 +642,38 @@ api_service_answer(struct http_req *r, int status, const char *name,
 		json_object_set_new(s, "install_job", job);
 	}
 	http_json(r, status, s);
+}
+
+/* GET /api/v1/cell/nodes: from the registry's watched copy, no ZK read. */
+static void
+api_cell_nodes(struct http_req *r, void *arg)
+{
+	char	*text, err[256];
+	size_t	 len = 0;
+	int	 status;
+
+	(void)arg;
+	if ((text = registry_cell(&len, &status, err, sizeof(err))) == NULL) {
+		http_problem(r, status, "%s", err);
+		return;
+	}
+	http_body(r, 200, "application/json", text, len);
+	free(text);
+}
+
+/* POST /api/v1/node/drain: draining in ZooKeeper first, then services. */
+static void
+api_node_drain(struct http_req *r, void *arg)
+{
+	json_t	*answer = NULL;
+	char	 err[256];
+	int	 status;
+
+	(void)arg;
+	status = registry_node_drain(&answer, err, sizeof(err));
+	if (status >= 300) {
+		http_problem(r, status, "%s", err);
+		return;
+	}
+	http_json(r, status, answer);
 }

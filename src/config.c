@@ -49,6 +49,9 @@ static const struct config_key config_keys[] = {
 	{ "http_threads",	CT_UINT,	F(http_threads), 1, 256 },
 	{ "cell",		CT_LABEL,	F(cell), 0, 0 },
 	{ "instance",		CT_NAME,	F(instance), 0, 0 },
+	{ "zookeeper",		CT_STRING,	F(zookeeper), 0, 0 },
+	{ "zookeeper_timeout_ms", CT_UINT,	F(zookeeper_timeout_ms), 1000,
+	    600000 },
 	{ "workers",		CT_UINT,	F(workers), 1, 64 },
 	{ "depot",		CT_URL,		F(depot), 0, 0 },
 	{ "download_max",	CT_SIZE,	F(download_max), 1024,
@@ -98,6 +101,7 @@ config_defaults(struct config *cf)
 	cf->log_max = 10 * 1024 * 1024;
 	cf->log_keep = 3;
 	cf->log_check_s = 30;
+	cf->zookeeper_timeout_ms = 10000;
 	snprintf(cf->cell, sizeof(cf->cell), "cell");
 	if (gethostname(cf->instance, sizeof(cf->instance)) != 0 ||
 	    config_valid_label(cf->instance, 0) != 0)
@@ -321,6 +325,15 @@ config_check(const struct config *cf, char *err, size_t errlen)
 	}
 	if (cf->prefix[0] == '\0') {
 		snprintf(err, errlen, "prefix must not be empty");
+		return -1;
+	}
+	/* host:port[,host:port...][/chroot], as the ZooKeeper client takes. */
+	if (cf->zookeeper[0] != '\0' && (strspn(cf->zookeeper,
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	    ".-_:,[]/") != strlen(cf->zookeeper) || cf->zookeeper[0] == '/' ||
+	    strchr(cf->zookeeper, ':') == NULL)) {
+		snprintf(err, errlen, "zookeeper: '%s' is not host:port[,host:"
+		    "port...][/chroot]", cf->zookeeper);
 		return -1;
 	}
 	if (!config_listen_is_loopback(cf) && cf->tls_cert[0] == '\0' &&

@@ -39,6 +39,8 @@ struct config {
 	unsigned	http_threads;
 	char		cell[CONFIG_LABEL_MAX];
 	char		instance[CONFIG_LABEL_MAX];
+	char		zookeeper[CONFIG_URL_MAX];	/* empty: standalone */
+	unsigned	zookeeper_timeout_ms;
 
 	unsigned	workers;
 	char		depot[CONFIG_URL_MAX];

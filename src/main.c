@@ -28,6 +28,7 @@
 #include "log.h"
 #include "nodee.h"
 #include "prefix.h"
+#include "registry.h"
 #include "store.h"
 #include "sup.h"
 
@@ -152,12 +153,15 @@ daemon_main(int argc, char **argv)
 	artifact_on_install(sup_artifact_done);
 	if (jobs_start(tmp, cf.workers, artifact_job_kinds, NULL) != 0)
 		fatal("cannot start the job workers");
+	sup_on_change(registry_changed);	/* before the thread reads it */
 	if (sup_start(&cf) != 0)
 		fatal("cannot start the supervisor");
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cf = &cf;
 	ctx.started_ms = store_now_ms();
+	if (registry_start(&cf, ctx.started_ms, err, sizeof(err)) != 0)
+		fatal("%s", err);
 	if (http_start(&cf, token, api_routes, &ctx, err, sizeof(err)) != 0)
 		fatal("%s", err);
 
@@ -186,9 +190,11 @@ daemon_main(int argc, char **argv)
 	}
 	log_info("main", "%s received from pid %ld: stopping",
 	    strsignal(sig), (long)si.si_pid);
+	registry_stopping();
 	http_stop(NODEE_SHUTDOWN_GRACE_S);
 	jobs_stop();
 	sup_stop();
+	registry_stop();
 	detail = json_pack("{s:s, s:I}", "signal", sigabbrev_np(sig),
 	    "uptime_s", (json_int_t)((store_now_ms() - ctx.started_ms) / 1000));
 	store_event("daemon.stopped", cf.instance, detail);

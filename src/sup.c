@@ -126,6 +126,7 @@ static char			 sup_tag_sig, sup_tag_ev, sup_tag_timer;
 static sup_listener		 sup_listen;
 static int			 sup_loaded;
 static struct sup_cmd		*sup_replies;	/* answered, not yet told */
+static int			 sup_dirty;	/* a change since the commit */
 
 static void	*sup_main(void *);
 static void	 sup_load(void);
@@ -162,7 +163,7 @@ static void	 sup_reachable(const char *);
 static void	 sup_reply(struct sup_cmd *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 
-/* fn is called, on the supervisor thread, after each saved change. */
+/* fn is called, on the supervisor thread, after a change is committed. */
 void
 sup_on_change(sup_listener fn)
 {
@@ -902,8 +903,7 @@ sup_forget(struct svc *s)
 		}
 	json_decref(s->spec);
 	free(s);
-	if (sup_listen != NULL)
-		sup_listen();
+	sup_dirty = 1;
 }
 
 /* Starts the service's main process; on failure the service is failed. */
@@ -1433,8 +1433,7 @@ sup_save(struct svc *s)
 		    sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	free(spec);
-	if (sup_listen != NULL)
-		sup_listen();
+	sup_dirty = 1;
 }
 
 /* Records an event; takes ownership of detail (may be NULL). */
@@ -1745,6 +1744,10 @@ sup_commit(void)
 		log_error("sup", "commit: %s", sqlite3_errmsg(db));
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	}
+	/* Listeners read the store: tell them once it holds the change. */
+	if (sup_dirty && sup_listen != NULL)
+		sup_listen();
+	sup_dirty = 0;
 	if (sup_replies == NULL)
 		return;
 	pthread_mutex_lock(&sup_mtx);

@@ -27,7 +27,7 @@ enum sup_op {
 	SUP_QUIT,
 };
 
-/* Told (from the supervisor thread) after any service's state changed. */
+/* Told (on the supervisor thread) once a state change is committed. */
 typedef void	(*sup_listener)(void);
 
 void	sup_on_change(sup_listener);
