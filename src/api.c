@@ -45,10 +45,7 @@ static void	api_service_get(struct http_req *, void *);
 static void	api_service_put(struct http_req *, void *);
 static void	api_service_delete(struct http_req *, void *);
 static void	api_service_op(struct http_req *, enum sup_op);
-static void	api_service_start(struct http_req *, void *);
-static void	api_service_stop(struct http_req *, void *);
-static void	api_service_drain(struct http_req *, void *);
-static void	api_service_restart(struct http_req *, void *);
+static void	api_service_action(struct http_req *, void *);
 static void	api_service_logs(struct http_req *, void *);
 static int	api_service_coord(struct http_req *, struct coord *);
 static void	api_service_answer(struct http_req *, int, const char *,
@@ -72,10 +69,7 @@ const struct http_route api_routes[] = {
 	{ "GET",	"/api/v1/services/:c",		api_service_get },
 	{ "PUT",	"/api/v1/services/:c",		api_service_put },
 	{ "DELETE",	"/api/v1/services/:c",		api_service_delete },
-	{ "POST",	"/api/v1/services/:c/start",	api_service_start },
-	{ "POST",	"/api/v1/services/:c/stop",	api_service_stop },
-	{ "POST",	"/api/v1/services/:c/drain",	api_service_drain },
-	{ "POST",	"/api/v1/services/:c/restart",	api_service_restart },
+	{ "POST",	"/api/v1/services/:c/:action",	api_service_action },
 	{ "GET",	"/api/v1/services/:c/logs",	api_service_logs },
 	{ "GET",	"/",				api_index },
 	{ NULL,		NULL,				NULL },
@@ -532,32 +526,27 @@ api_service_op(struct http_req *r, enum sup_op op)
 	api_service_answer(r, 200, c.name, NULL);
 }
 
+/* POST …/{coordinate}/{start,stop,drain,restart} */
 static void
-api_service_start(struct http_req *r, void *arg)
+api_service_action(struct http_req *r, void *arg)
 {
-	(void)arg;
-	api_service_op(r, SUP_START);
-}
+	static const struct {
+		const char	*name;
+		enum sup_op	 op;
+	} actions[] = {
+		{ "start", SUP_START }, { "stop", SUP_STOP },
+		{ "drain", SUP_DRAIN }, { "restart", SUP_RESTART },
+	};
+	size_t	i;
 
-static void
-api_service_stop(struct http_req *r, void *arg)
-{
 	(void)arg;
-	api_service_op(r, SUP_STOP);
-}
-
-static void
-api_service_drain(struct http_req *r, void *arg)
-{
-	(void)arg;
-	api_service_op(r, SUP_DRAIN);
-}
-
-static void
-api_service_restart(struct http_req *r, void *arg)
-{
-	(void)arg;
-	api_service_op(r, SUP_RESTART);
+	for (i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+		if (strcmp(r->params[1], actions[i].name) == 0) {
+			api_service_op(r, actions[i].op);
+			return;
+		}
+	http_problem(r, 404, "no such action: %.64s (start, stop, drain or "
+	    "restart)", r->params[1]);
 }
 
 /* GET …/logs?stream=stdout|stderr&tail=N (default 100 lines). */

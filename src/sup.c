@@ -135,6 +135,7 @@ static void	 sup_enqueue(struct sup_cmd *);
 static void	 sup_begin(void);
 static void	 sup_commit(void);
 static int	 sup_job_ended(struct svc *);
+static void	 sup_renew(struct svc *);
 static void	 sup_reap(void);
 static void	 sup_timers(void);
 static void	 sup_arm(void);
@@ -573,11 +574,8 @@ sup_handle(struct sup_cmd *c)
 			}
 			if (!s->desired)
 				sup_save(s);
-			else if (s->pid > 0) {
-				s->after = AF_RESTART;
-				sup_begin_stop(s);
-			} else
-				sup_launch(s, "api");
+			else
+				sup_renew(s);
 		}
 		free(c);
 		return;
@@ -635,15 +633,8 @@ sup_handle(struct sup_cmd *c)
 				s->state = ST_STARTING;
 			s->timer = TM_NONE;
 			sup_save(s);
-		} else if (s->pid > 0) {
-			s->after = AF_RESTART;
-			sup_begin_stop(s);
-		} else {
-			s->timer = TM_NONE;
-			s->nwin = 0;
-			s->level = 0;
-			sup_launch(s, "api");
-		}
+		} else
+			sup_renew(s);
 		sup_reply(c, created ? 201 : 200, "%s", "");
 		return;
 	}
@@ -735,17 +726,9 @@ sup_job_ended(struct svc *s)
 		return 0;
 	}
 	s->job = 0;
-	if (strcmp(st, "succeeded") == 0) {
-		if (s->pid > 0) {
-			s->after = AF_RESTART;
-			sup_begin_stop(s);
-		} else {
-			s->timer = TM_NONE;
-			s->nwin = 0;
-			s->level = 0;
-			sup_launch(s, "api");
-		}
-	} else {
+	if (strcmp(st, "succeeded") == 0)
+		sup_renew(s);
+	else {
 		snprintf(s->reason, sizeof(s->reason), "artifact install "
 		    "%s: %.400s", st, json_string_value(json_object_get(j,
 		    "error")) ? json_string_value(json_object_get(j,
@@ -754,6 +737,24 @@ sup_job_ended(struct svc *s)
 	}
 	json_decref(j);
 	return 1;
+}
+
+/*
+ * A new spec or a newly installed artifact: what runs is restarted (once
+ * it has stopped), what does not run starts with a clean slate.
+ */
+static void
+sup_renew(struct svc *s)
+{
+	if (s->pid > 0) {
+		s->after = AF_RESTART;
+		sup_begin_stop(s);
+		return;
+	}
+	s->timer = TM_NONE;
+	s->nwin = 0;
+	s->level = 0;
+	sup_launch(s, "api");
 }
 
 /* Reaps every child that ended: services and orphans alike. */
