@@ -31,6 +31,7 @@
 
 #include <linux/close_range.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -161,6 +162,7 @@ static void	 sup_rotate_logs(void);
 static int	 sup_proc_start(pid_t, unsigned long long *);
 static int64_t	 sup_mono(void);
 static void	 sup_reachable(const char *);
+static pid_t	 sup_unrecorded(struct svc *, unsigned long long *);
 static void	 sup_reply(struct sup_cmd *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 
@@ -475,9 +477,31 @@ sup_load(void)
 
 	for (i = 0; i < sup_nsvcs; i++) {
 		unsigned long long	ps;
+		pid_t			found;
 		int			fd;
 
 		s = sup_svcs[i];
+		/*
+		 * Not the recorded process: perhaps one nodee forked but
+		 * died before it recorded the pid.  Adopting it is what
+		 * keeps a service from running twice.
+		 */
+		if (!(s->pid > 0 && sup_proc_start(s->pid, &ps) == 0 &&
+		    ps == s->pstart) && (found = sup_unrecorded(s, &ps)) > 0) {
+			log_warn("sup", "%s: pid %d runs as this service but "
+			    "was never recorded; adopting it", s->c.name,
+			    (int)found);
+			if (s->pid > 0) {
+				s->exit_known = 1;
+				s->exit_code = -1;
+				s->exit_sig = 0;
+				s->exit_ms = store_now_ms();
+				sup_run_close(s);
+			}
+			s->pid = found;
+			s->pstart = ps;
+			s->started_ms = store_now_ms();
+		}
 		if (s->pid > 0 && sup_proc_start(s->pid, &ps) == 0 &&
 		    ps == s->pstart &&
 		    (fd = (int)syscall(SYS_pidfd_open, s->pid, 0)) != -1) {
@@ -1687,6 +1711,73 @@ sup_reachable(const char *prefix)
 			    "others: services running as their own uid cannot "
 			    "reach the prefix", path);
 	}
+}
+
+/*
+ * A live process that is this service although no record says so: a
+ * session leader whose working directory is the runtime directory and
+ * whose environment carries NODEE_COORDINATE=<coordinate>, both set by
+ * sup_spawn().  (An operator's shell in that directory has neither the
+ * session nor the variable.)  Returns its pid, or 0.
+ */
+static pid_t
+sup_unrecorded(struct svc *s, unsigned long long *start)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		 rdir[PATH_MAX], path[64], cwd[PATH_MAX], want[320];
+	char		 env[65536], stat[1024], *p;
+	ssize_t		 n;
+	size_t		 wl, k;
+	pid_t		 pid, found = 0;
+	long		 sid;
+	int		 fd;
+
+	if (coord_runtime_dir(sup_cf, &s->c, rdir, sizeof(rdir)) != 0 ||
+	    (d = opendir("/proc")) == NULL)
+		return 0;
+	wl = (size_t)snprintf(want, sizeof(want), "NODEE_COORDINATE=%s",
+	    s->c.name) + 1;	/* with its NUL: a whole entry */
+	while (found == 0 && (de = readdir(d)) != NULL) {
+		if ((pid = (pid_t)strtol(de->d_name, &p, 10)) <= 0 ||
+		    *p != '\0')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/cwd", (int)pid);
+		if ((n = readlink(path, cwd, sizeof(cwd) - 1)) <= 0)
+			continue;
+		cwd[n] = '\0';
+		if (strcmp(cwd, rdir) != 0)
+			continue;
+		/* Field 6 of stat, after the command in parentheses. */
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+			continue;
+		n = read(fd, stat, sizeof(stat) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		stat[n] = '\0';
+		if ((p = strrchr(stat, ')')) == NULL ||
+		    sscanf(p + 1, " %*c %*d %*d %ld", &sid) != 1 || sid != pid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+			continue;
+		n = read(fd, env, sizeof(env));
+		close(fd);
+		for (k = 0; n > 0 && k + wl <= (size_t)n; ) {
+			if (memcmp(env + k, want, wl) == 0) {
+				if (sup_proc_start(pid, start) == 0)
+					found = pid;
+				break;
+			}
+			while (k < (size_t)n && env[k] != '\0')
+				k++;
+			k++;
+		}
+	}
+	closedir(d);
+	return found;
 }
 
 static int64_t

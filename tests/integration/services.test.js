@@ -1192,6 +1192,36 @@ test('logs are rotated by size (copy-truncate): the service keeps writing to the
   }
 });
 
+test('a process that is the service but was never recorded (nodee died between fork and record) is adopted, not doubled', async () => {
+  const prefix = newPrefix();
+  let d = await startDaemon(prefix);
+  try {
+    await installArtifact(d, GAV);
+    const c = '1.unrecorded.tst.cell';
+    const s = await putRunning(d, c, { artifact: GAV });
+    await d.stop('SIGKILL');
+    // What the store holds if nodee died right after fork().
+    execFileSync('sqlite3', [db(prefix), `update services set pid = NULL, proc_start = NULL where coordinate = '${c}'`]);
+    // An operator's process in the same directory, without the session
+    // or the coordinate, must not be taken for it.
+    const shell = spawn('sleep', ['1000'], { cwd: rundir(prefix, c), stdio: 'ignore' });
+    strays.add(shell);
+    d = await startDaemon(prefix);
+    const s2 = await waitSvc(d, c, isRunning, 'running');
+    assert.equal(s2.pid, s.pid, 'the same process, adopted');
+    assert.deepEqual(serviceGroups(prefix), [s.pid], 'one process, not two');
+    assert.equal(events(d, c, 'service.adopted').length, 1);
+    assert.ok(alive(shell.pid));
+    shell.kill('SIGKILL');
+    strays.delete(shell);
+    await removeAll(d);
+    await stopClean(d);
+  } finally {
+    if (!d.exited) await d.stop('SIGKILL');
+    killLeftovers(prefix);
+  }
+});
+
 test('a reused pid (an unrelated process with the recorded pid) is not adopted: the service starts anew', async () => {
   const prefix = newPrefix();
   let d = await startDaemon(prefix);
