@@ -36,6 +36,7 @@ static void	api_job_get(struct http_req *, void *);
 static void	api_job_delete(struct http_req *, void *);
 static int	api_coord(struct http_req *, struct artifact_coord *);
 static int	api_job_id(struct http_req *, int64_t *);
+static json_t	*api_job_lookup(struct http_req *, int64_t *);
 static void	api_job_answer(struct http_req *, int, json_t *);
 static int	api_only_keys(struct http_req *, const char *const *);
 static void	api_list(struct http_req *, const char *,
@@ -310,18 +311,12 @@ api_job_list(struct http_req *r, void *arg)
 static void
 api_job_get(struct http_req *r, void *arg)
 {
-	sqlite3	*db = store_db();
 	json_t	*j;
 	int64_t	 id;
 
 	(void)arg;
-	if (api_job_id(r, &id) != 0)
-		return;
-	if (db == NULL || (j = jobs_get(db, id)) == NULL) {
-		http_problem(r, 404, "no job %lld", (long long)id);
-		return;
-	}
-	http_json(r, 200, j);
+	if ((j = api_job_lookup(r, &id)) != NULL)
+		http_json(r, 200, j);
 }
 
 /* DELETE /api/v1/jobs/{id}: cancel; 409 if it has already ended. */
@@ -334,12 +329,8 @@ api_job_delete(struct http_req *r, void *arg)
 	int64_t	 id;
 
 	(void)arg;
-	if (api_job_id(r, &id) != 0)
+	if ((j = api_job_lookup(r, &id)) == NULL)
 		return;
-	if (db == NULL || (j = jobs_get(db, id)) == NULL) {
-		http_problem(r, 404, "no job %lld", (long long)id);
-		return;
-	}
 	json_decref(j);
 	if (jobs_cancel(id, err, sizeof(err)) != 0) {
 		http_problem(r, 409, "%s", err);
@@ -359,6 +350,22 @@ api_coord(struct http_req *r, struct artifact_coord *c)
 		return -1;
 	}
 	return 0;
+}
+
+/* The job the path names, or NULL when the answer (400, 404) is sent. */
+static json_t *
+api_job_lookup(struct http_req *r, int64_t *id)
+{
+	sqlite3	*db = store_db();
+	json_t	*j;
+
+	if (api_job_id(r, id) != 0)
+		return NULL;
+	if (db == NULL || (j = jobs_get(db, *id)) == NULL) {
+		http_problem(r, 404, "no job %lld", (long long)*id);
+		return NULL;
+	}
+	return j;
 }
 
 static int
