@@ -36,6 +36,9 @@ prefix_absolute(const char *in, char *out, size_t outlen, char *err,
 	char	cwd[PATH_MAX];
 	int	n;
 
+	/* "./var" is "var": the prefix shows in logs and the API. */
+	while (in[0] == '.' && in[1] == '/')
+		in += 2;
 	if (in[0] == '/')
 		n = snprintf(out, outlen, "%s", in);
 	else if (getcwd(cwd, sizeof(cwd)) == NULL) {
