@@ -263,6 +263,37 @@ test('cancel a running install: nothing left behind', async () => {
   assert.equal((await d.req({ method: 'DELETE', path: '/api/v1/jobs/999999' })).status, 404);
 });
 
+test('cancel a queued job: it never runs, and the cancel is an event', async () => {
+  // One worker, busy with a slow install: the next job waits in the queue.
+  const dep = await new Depot().start();
+  const d1 = await startNodee({ args: ['--depot', dep.url], env: { NODEE_WORKERS: '1' } });
+  try {
+    const p = dep.put('com.q', 'busy', '1', appZip('busy', [
+      { name: 'lib/pad.bin', data: crypto.randomBytes(200 * 1024) }]));
+    dep.behaviour.set(p, 'slow');
+    dep.put('com.q', 'waiting', '1', appZip('waiting'));
+    const busy = (await install(d1, { artifact: 'com.q:busy:1' })).json;
+    const waiting = (await install(d1, { artifact: 'com.q:waiting:1' })).json;
+    assert.equal((await d1.req({ path: `/api/v1/jobs/${waiting.id}` })).json.state, 'queued');
+    const c = await d1.req({ method: 'DELETE', path: `/api/v1/jobs/${waiting.id}` });
+    assert.equal(c.status, 202, c.text);
+    assert.equal(c.json.state, 'cancelled');
+    await d1.req({ method: 'DELETE', path: `/api/v1/jobs/${busy.id}` });
+    await waitJob(d1, busy.id);
+    assert.equal(dep.count(Depot.zipPath('com.q', 'waiting', '1')), 0, 'never downloaded');
+    const ev = sqlRows(path.join(d1.prefix, 'state/nodee.db'),
+      "select kind from events where subject = 'com.q:waiting:1' order by id").map((x) => x.kind);
+    assert.deepEqual(ev, ['artifact.install.requested', 'artifact.install.cancelled']);
+    // HEAD is GET without a body, for health checks.
+    const h = await d1.req({ method: 'HEAD', path: '/healthz' });
+    assert.equal(h.status, 200);
+    assert.equal(h.text, '');
+  } finally {
+    await stopClean(d1);
+    await dep.stop();
+  }
+});
+
 test('remove: the tree goes, the record goes, an event and a history row stay', async () => {
   depot.put('com.example', 'gone', '2', appZip('gone'));
   await waitJob(d, (await install(d, { artifact: 'com.example:gone:2' })).json.id);
