@@ -44,7 +44,6 @@ static void	 jobs_run(sqlite3 *, struct job *, unsigned);
 static void	 jobs_finish(sqlite3 *, struct job *, const char *,
 		    const char *);
 static json_t	*jobs_row(sqlite3_stmt *);
-static int64_t	 jobs_monotonic_ms(void);
 static int	 jobs_cancel_requested(sqlite3 *, int64_t);
 
 /*
@@ -280,7 +279,7 @@ jobs_progress(struct job *j, const char *phase, uint64_t done,
 {
 	sqlite3		*db;
 	sqlite3_stmt	*st;
-	int64_t		 now = jobs_monotonic_ms();
+	int64_t		 now = store_mono_ms();
 	int		 newphase = strcmp(j->phase, phase) != 0;
 
 	if (!newphase && now - j->progress_ms < JOBS_PROGRESS_MS &&
@@ -608,14 +607,6 @@ jobs_row(sqlite3_stmt *st)
 	return o;
 }
 
-static int64_t
-jobs_monotonic_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int
 jobs_cancel_requested(sqlite3 *db, int64_t id)

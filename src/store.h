@@ -20,5 +20,6 @@ int		 store_latest_version(void);
 int		 store_configure(sqlite3 *, char *, size_t);
 int		 store_event(const char *, const char *, const json_t *);
 int64_t		 store_now_ms(void);
+int64_t		 store_mono_ms(void);
 
 #endif

@@ -111,7 +111,18 @@ struct sup_cmd {
 	struct sup_cmd		*next;
 };
 
+/* A process that looks like a service, found in /proc at start-up. */
+struct sup_orphan {
+	pid_t			 pid;
+	unsigned long long	 start;
+	char			 coord[4 * (COORD_LABEL_MAX + 1)];
+	char			 cwd[PATH_MAX];
+};
+
 static const struct config	*sup_cf;
+static struct sup_orphan	*sup_orphans;	/* during sup_load() only */
+static size_t			 sup_norphans;
+static int			 sup_orphans_read;
 static pthread_t		 sup_thread;
 static int			 sup_running;
 static int			 sup_epfd = -1, sup_sigfd = -1, sup_evfd = -1;
@@ -160,9 +171,9 @@ static int	 sup_assign_uid(struct svc *, char *, size_t);
 static int	 sup_rundir(struct svc *, char *, size_t, char *, size_t);
 static void	 sup_rotate_logs(void);
 static int	 sup_proc_start(pid_t, unsigned long long *);
-static int64_t	 sup_mono(void);
 static void	 sup_reachable(const char *);
 static pid_t	 sup_unrecorded(struct svc *, unsigned long long *);
+static void	 sup_orphans_scan(void);
 static void	 sup_reply(struct sup_cmd *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 
@@ -324,10 +335,13 @@ sup_main(void *arg)
 	int			 i, k, quit = 0;
 
 	(void)arg;
-	sup_rotate_due = sup_mono() + (int64_t)sup_cf->log_check_s * 1000;
+	sup_rotate_due = store_mono_ms() + (int64_t)sup_cf->log_check_s * 1000;
 	sup_begin();
 	sup_load();
 	sup_commit();
+	free(sup_orphans);
+	sup_orphans = NULL;
+	sup_norphans = 0;
 	pthread_mutex_lock(&sup_mtx);
 	sup_loaded = 1;
 	pthread_cond_broadcast(&sup_cond);
@@ -511,7 +525,7 @@ sup_load(void)
 			ev.events = EPOLLIN;
 			ev.data.ptr = s;
 			epoll_ctl(sup_epfd, EPOLL_CTL_ADD, fd, &ev);
-			s->started_mono = sup_mono() - (store_now_ms() -
+			s->started_mono = store_mono_ms() - (store_now_ms() -
 			    s->started_ms);
 			sup_run_open(s, "adopted");
 			log_info("sup", "%s: adopted pid %d", s->c.name,
@@ -801,7 +815,7 @@ static void
 sup_timers(void)
 {
 	struct svc	*s;
-	int64_t		 now = sup_mono();
+	int64_t		 now = store_mono_ms();
 	size_t		 i;
 
 	if (now >= sup_rotate_due) {
@@ -837,7 +851,7 @@ static void
 sup_arm(void)
 {
 	struct itimerspec	its;
-	int64_t			due = sup_rotate_due, now = sup_mono(), d;
+	int64_t			due = sup_rotate_due, now = store_mono_ms(), d;
 	size_t			i;
 
 	for (i = 0; i < sup_nsvcs; i++)
@@ -949,7 +963,7 @@ sup_launch(struct svc *s, const char *why)
 	}
 	s->pid = pid;
 	s->started_ms = store_now_ms();
-	s->started_mono = sup_mono();
+	s->started_mono = store_mono_ms();
 	if (sup_proc_start(pid, &s->pstart) != 0)
 		s->pstart = 0;
 	if (strcmp(why, "restart") == 0)
@@ -1247,7 +1261,7 @@ sup_exited(struct svc *s, int known, int status)
 	json_t		*rst = json_object_get(s->spec, "restart");
 	const char	*policy = json_string_value(json_object_get(rst,
 	    "policy"));
-	int64_t		 now = sup_mono(), period, delay, cap, base;
+	int64_t		 now = store_mono_ms(), period, delay, cap, base;
 	int		 max, i, j;
 
 	s->exit_known = 1;
@@ -1354,7 +1368,7 @@ sup_begin_stop(struct svc *s)
 	    (int)s->pid));
 	sup_kill(s, sig ? sig : SIGTERM);
 	s->timer = TM_KILL;
-	s->due = sup_mono() + json_integer_value(json_object_get(stop,
+	s->due = store_mono_ms() + json_integer_value(json_object_get(stop,
 	    "timeout_s")) * 1000;
 }
 
@@ -1381,7 +1395,7 @@ sup_begin_drain(struct svc *s)
 	sup_event(s, "service.draining", json_pack("{s:i}", "pid",
 	    (int)s->pid));
 	s->timer = TM_DRAIN;
-	s->due = sup_mono() + json_integer_value(json_object_get(drain,
+	s->due = store_mono_ms() + json_integer_value(json_object_get(drain,
 	    "timeout_s")) * 1000;
 }
 
@@ -1714,80 +1728,102 @@ sup_reachable(const char *prefix)
 }
 
 /*
+ * Processes that look like services nodee started: session leaders whose
+ * environment carries NODEE_COORDINATE (set by sup_spawn()), with their
+ * working directory.  Read from /proc once per start-up, however many
+ * services need it.
+ */
+static void
+sup_orphans_scan(void)
+{
+	static const char	 key[] = "NODEE_COORDINATE=";
+	DIR			*d;
+	struct dirent		*de;
+	struct sup_orphan	 o, *n;
+	char			 path[64], env[65536], stat[1024], *p;
+	ssize_t			 len;
+	size_t			 k;
+	long			 sid;
+	int			 fd;
+
+	sup_orphans_read = 1;
+	if ((d = opendir("/proc")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		memset(&o, 0, sizeof(o));
+		if ((o.pid = (pid_t)strtol(de->d_name, &p, 10)) <= 0 ||
+		    *p != '\0')
+			continue;
+		/* Field 6 of stat, after the command in parentheses. */
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)o.pid);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+			continue;
+		len = read(fd, stat, sizeof(stat) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		stat[len] = '\0';
+		if ((p = strrchr(stat, ')')) == NULL ||
+		    sscanf(p + 1, " %*c %*d %*d %ld", &sid) != 1 ||
+		    sid != o.pid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/environ", (int)o.pid);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+			continue;
+		len = read(fd, env, sizeof(env) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		env[len] = '\0';
+		for (k = 0; k < (size_t)len; k += strlen(env + k) + 1)
+			if (strncmp(env + k, key, sizeof(key) - 1) == 0) {
+				snprintf(o.coord, sizeof(o.coord), "%s",
+				    env + k + sizeof(key) - 1);
+				break;
+			}
+		if (o.coord[0] == '\0')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/cwd", (int)o.pid);
+		if ((len = readlink(path, o.cwd, sizeof(o.cwd) - 1)) <= 0)
+			continue;
+		o.cwd[len] = '\0';
+		if (sup_proc_start(o.pid, &o.start) != 0)
+			continue;
+		if ((n = realloc(sup_orphans, (sup_norphans + 1) *
+		    sizeof(*n))) == NULL)
+			break;
+		sup_orphans = n;
+		sup_orphans[sup_norphans++] = o;
+	}
+	closedir(d);
+}
+
+/*
  * A live process that is this service although no record says so: a
  * session leader whose working directory is the runtime directory and
- * whose environment carries NODEE_COORDINATE=<coordinate>, both set by
- * sup_spawn().  (An operator's shell in that directory has neither the
- * session nor the variable.)  Returns its pid, or 0.
+ * whose environment carries NODEE_COORDINATE=<coordinate>.  (An
+ * operator's shell in that directory has neither the session nor the
+ * variable.)  Returns its pid, or 0.
  */
 static pid_t
 sup_unrecorded(struct svc *s, unsigned long long *start)
 {
-	DIR		*d;
-	struct dirent	*de;
-	char		 rdir[PATH_MAX], path[64], cwd[PATH_MAX], want[320];
-	char		 env[65536], stat[1024], *p;
-	ssize_t		 n;
-	size_t		 wl, k;
-	pid_t		 pid, found = 0;
-	long		 sid;
-	int		 fd;
+	char	rdir[PATH_MAX];
+	size_t	i;
 
-	if (coord_runtime_dir(sup_cf, &s->c, rdir, sizeof(rdir)) != 0 ||
-	    (d = opendir("/proc")) == NULL)
+	if (coord_runtime_dir(sup_cf, &s->c, rdir, sizeof(rdir)) != 0)
 		return 0;
-	wl = (size_t)snprintf(want, sizeof(want), "NODEE_COORDINATE=%s",
-	    s->c.name) + 1;	/* with its NUL: a whole entry */
-	while (found == 0 && (de = readdir(d)) != NULL) {
-		if ((pid = (pid_t)strtol(de->d_name, &p, 10)) <= 0 ||
-		    *p != '\0')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/cwd", (int)pid);
-		if ((n = readlink(path, cwd, sizeof(cwd) - 1)) <= 0)
-			continue;
-		cwd[n] = '\0';
-		if (strcmp(cwd, rdir) != 0)
-			continue;
-		/* Field 6 of stat, after the command in parentheses. */
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-			continue;
-		n = read(fd, stat, sizeof(stat) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		stat[n] = '\0';
-		if ((p = strrchr(stat, ')')) == NULL ||
-		    sscanf(p + 1, " %*c %*d %*d %ld", &sid) != 1 || sid != pid)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
-		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-			continue;
-		n = read(fd, env, sizeof(env));
-		close(fd);
-		for (k = 0; n > 0 && k + wl <= (size_t)n; ) {
-			if (memcmp(env + k, want, wl) == 0) {
-				if (sup_proc_start(pid, start) == 0)
-					found = pid;
-				break;
-			}
-			while (k < (size_t)n && env[k] != '\0')
-				k++;
-			k++;
+	if (!sup_orphans_read)
+		sup_orphans_scan();
+	for (i = 0; i < sup_norphans; i++)
+		if (strcmp(sup_orphans[i].coord, s->c.name) == 0 &&
+		    strcmp(sup_orphans[i].cwd, rdir) == 0) {
+			*start = sup_orphans[i].start;
+			return sup_orphans[i].pid;
 		}
-	}
-	closedir(d);
-	return found;
+	return 0;
 }
 
-static int64_t
-sup_mono(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /*
  * Answers a command.  The caller is woken only after sup_commit(), so

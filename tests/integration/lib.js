@@ -170,6 +170,17 @@ function sanitizerReport(text) {
   return m ? m[0] : null;
 }
 
+// Polls fn (sync or async) until it returns something truthy.
+async function waitFor(fn, what, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
 function sql(dbPath, query) {
   return execFileSync('sqlite3', ['-json', dbPath, query], { encoding: 'utf8' });
 }
@@ -181,5 +192,5 @@ function sqlRows(dbPath, query) {
 
 module.exports = {
   BIN, SANITIZED, tmpdir, freePort, sleep, request, runNodee, startNodee,
-  sanitizerReport, sql, sqlRows, cleanEnv,
+  sanitizerReport, sql, sqlRows, cleanEnv, waitFor,
 };

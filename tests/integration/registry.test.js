@@ -13,7 +13,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { startNodee, runNodee, sanitizerReport, sqlRows, sleep, tmpdir, freePort } = require('./lib');
+const { startNodee, runNodee, sanitizerReport, sqlRows, sleep, tmpdir, freePort, waitFor } = require('./lib');
 const { makeZip } = require('./zipper');
 const { Depot } = require('./depot');
 const { startZooKeeper, startEnsemble, zkGet, zkExpire, ZkWatch, zkCliGet } = require('./zk');
@@ -65,16 +65,6 @@ function killLeftovers(prefix) {
 process.on('exit', () => {
   for (const p of prefixes) killLeftovers(p);
 });
-
-async function waitFor(fn, what, timeoutMs = 15000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 // A daemon in cell, named instance, registered with hosts.
 async function startReg(cell, instance, opts = {}) {

@@ -16,7 +16,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn, execFileSync } = require('node:child_process');
-const { startNodee, sanitizerReport, sqlRows, sleep, tmpdir } = require('./lib');
+const { startNodee, sanitizerReport, sqlRows, sleep, tmpdir, waitFor } = require('./lib');
 const { makeZip } = require('./zipper');
 const { Depot } = require('./depot');
 
@@ -200,17 +200,6 @@ function esc(s) {
 function rundir(prefix, coord) {
   const [inst, svc, user, cell] = coord.split('.');
   return path.join(prefix, 'runtime', cell, user, svc, inst);
-}
-
-// Polls fn until it returns something truthy.
-async function waitFor(fn, what, timeoutMs = 15000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
 }
 
 async function get(d, coord) {
