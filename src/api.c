@@ -16,6 +16,7 @@
 #include "jobs.h"
 #include "machine.h"
 #include "nodee.h"
+#include "prepare.h"
 #include "registry.h"
 #include "service.h"
 #include "store.h"
@@ -53,6 +54,8 @@ static void	api_service_answer(struct http_req *, int, const char *,
 		    json_t *);
 static void	api_cell_nodes(struct http_req *, void *);
 static void	api_node_drain(struct http_req *, void *);
+static void	api_job_retry(struct http_req *, void *);
+static void	api_service_snapshot(struct http_req *);
 
 const struct http_route api_routes[] = {
 	{ "GET",	"/healthz",			api_healthz },
@@ -66,6 +69,7 @@ const struct http_route api_routes[] = {
 	{ "GET",	"/api/v1/jobs",			api_job_list },
 	{ "GET",	"/api/v1/jobs/:id",		api_job_get },
 	{ "DELETE",	"/api/v1/jobs/:id",		api_job_delete },
+	{ "POST",	"/api/v1/jobs/:id/retry",	api_job_retry },
 	{ "GET",	"/api/v1/services",		api_service_list },
 	{ "GET",	"/api/v1/services/:c",		api_service_get },
 	{ "PUT",	"/api/v1/services/:c",		api_service_put },
@@ -552,8 +556,80 @@ api_service_action(struct http_req *r, void *arg)
 			api_service_op(r, actions[i].op);
 			return;
 		}
-	http_problem(r, 404, "no such action: %.64s (start, stop, drain or "
-	    "restart)", r->params[1]);
+	if (strcmp(r->params[1], "snapshot") == 0) {
+		api_service_snapshot(r);
+		return;
+	}
+	http_problem(r, 404, "no such action: %.64s (start, stop, drain, "
+	    "restart or snapshot)", r->params[1]);
+}
+
+/* POST …/{coordinate}/snapshot: a snapshot now, as a job (202). */
+static void
+api_service_snapshot(struct http_req *r)
+{
+	sqlite3		*db = store_db();
+	sqlite3_stmt	*st;
+	json_error_t	 je;
+	struct coord	 c;
+	json_t		*spec = NULL;
+	char		 err[1024] = "";
+	int64_t		 id;
+
+	if (api_service_coord(r, &c) != 0)
+		return;
+	if (sqlite3_prepare_v2(db, "SELECT coalesce(secret_spec, spec) FROM "
+	    "services WHERE coordinate = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, c.name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			spec = json_loads((const char *)sqlite3_column_text(st,
+			    0), 0, &je);
+		sqlite3_finalize(st);
+	}
+	if (spec == NULL) {
+		http_problem(r, 404, "no service %s", c.name);
+		return;
+	}
+	id = prepare_snapshot_submit(db, &c, spec, "api", err, sizeof(err));
+	json_decref(spec);
+	if (id < 0) {
+		http_problem(r, 409, "%s", err);
+		return;
+	}
+	spec = json_pack("{s:I}", "job", (json_int_t)id);
+	store_event("service.snapshot.requested", c.name, spec);
+	json_decref(spec);
+	jobs_wake();
+	api_job_answer(r, 202, jobs_get(db, id));
+}
+
+/* POST /api/v1/jobs/{id}/retry: upload a failed snapshot's archive again. */
+static void
+api_job_retry(struct http_req *r, void *arg)
+{
+	sqlite3	*db = store_db();
+	json_t	*j, *d;
+	char	 err[512];
+	int64_t	 id, nid;
+	int	 status;
+
+	(void)arg;
+	if ((j = api_job_lookup(r, &id)) == NULL)
+		return;
+	json_decref(j);
+	if ((nid = prepare_snapshot_retry(db, id, &status, err,
+	    sizeof(err))) < 0) {
+		http_problem(r, status, "%s", err);
+		return;
+	}
+	d = json_pack("{s:I, s:I}", "job", (json_int_t)nid, "retry_of",
+	    (json_int_t)id);
+	j = jobs_get(db, nid);
+	store_event("service.snapshot.retry", json_string_value(
+	    json_object_get(j, "subject")), d);
+	json_decref(d);
+	jobs_wake();
+	api_job_answer(r, 202, j);
 }
 
 /* GET …/logs?stream=stdout|stderr&tail=N (default 100 lines). */

@@ -66,6 +66,10 @@ static const struct config_key config_keys[] = {
 	{ "log_max",		CT_SIZE,	F(log_max), 4096, 1ULL << 40 },
 	{ "log_keep",		CT_UINT,	F(log_keep), 1, 100 },
 	{ "log_check_s",	CT_UINT,	F(log_check_s), 1, 3600 },
+	{ "s3_endpoint",	CT_URL,		F(s3_endpoint), 0, 0 },
+	{ "s3_region",		CT_NAME,	F(s3_region), 0, 0 },
+	{ "s3_access_key_id",	CT_STRING,	F(s3_access_key_id), 0, 0 },
+	{ "s3_secret_access_key", CT_STRING,	F(s3_secret_access_key), 0, 0 },
 };
 
 #undef F
@@ -102,6 +106,7 @@ config_defaults(struct config *cf)
 	cf->log_keep = 3;
 	cf->log_check_s = 30;
 	cf->zookeeper_timeout_ms = 10000;
+	snprintf(cf->s3_region, sizeof(cf->s3_region), "us-east-1");
 	snprintf(cf->cell, sizeof(cf->cell), "cell");
 	if (gethostname(cf->instance, sizeof(cf->instance)) != 0 ||
 	    config_valid_label(cf->instance, 0) != 0)

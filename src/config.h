@@ -55,6 +55,10 @@ struct config {
 	size_t		log_max;
 	unsigned	log_keep;
 	unsigned	log_check_s;
+	char		s3_endpoint[CONFIG_URL_MAX];	/* empty: AWS */
+	char		s3_region[64];
+	char		s3_access_key_id[256];
+	char		s3_secret_access_key[256];
 };
 
 void	config_defaults(struct config *);

@@ -20,6 +20,12 @@ static int	fs_unlock(const char *, const struct stat *, int,
 		    struct FTW *);
 static int	fs_remove(const char *, const struct stat *, int,
 		    struct FTW *);
+static int	fs_chown_one(const char *, const struct stat *, int,
+		    struct FTW *);
+
+/* nftw() passes no argument to its callback; one walk per thread. */
+static _Thread_local uid_t	fs_chown_uid;
+static _Thread_local gid_t	fs_chown_gid;
 
 /* rm -rf; a path that does not exist is not an error. */
 int
@@ -100,6 +106,25 @@ fs_exists(const char *path)
 	struct stat	st;
 
 	return lstat(path, &st) == 0;
+}
+
+/* chown -hR: links themselves, never what they point to. */
+int
+fs_chown_tree(const char *path, uid_t uid, gid_t gid)
+{
+	fs_chown_uid = uid;
+	fs_chown_gid = gid;
+	return nftw(path, fs_chown_one, 64, FTW_PHYS);
+}
+
+static int
+fs_chown_one(const char *path, const struct stat *st, int type,
+    struct FTW *f)
+{
+	(void)st;
+	(void)type;
+	(void)f;
+	return lchown(path, fs_chown_uid, fs_chown_gid);
 }
 
 static int

@@ -13,5 +13,6 @@ int	fs_mkdirs(const char *, mode_t);
 int	fs_fsync_dir(const char *);
 int	fs_parent_fsync(const char *);
 int	fs_exists(const char *);
+int	fs_chown_tree(const char *, uid_t, gid_t);
 
 #endif

@@ -192,6 +192,32 @@ jobs_insert(sqlite3 *db, const char *kind, const char *subject,
 }
 
 /*
+ * Writes j->params back: a job may add what it learnt (an archive it made,
+ * what each step did) for the API, the audit and a later retry.
+ */
+int
+jobs_save_params(struct job *j)
+{
+	sqlite3		*db = store_db();
+	sqlite3_stmt	*st;
+	char		*text;
+	int		 rc = -1;
+
+	if (db == NULL || (text = json_dumps(j->params, JSON_COMPACT)) ==
+	    NULL)
+		return -1;
+	if (sqlite3_prepare_v2(db, "UPDATE jobs SET params = ? WHERE id = ?",
+	    -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, j->id);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+		sqlite3_finalize(st);
+	}
+	free(text);
+	return rc;
+}
+
+/*
  * Cancels a queued or running job.  Returns 0 if the job is cancelled or
  * will stop soon, -1 with err if there is no such job or it has ended.
  */
@@ -286,7 +312,8 @@ jobs_progress(struct job *j, const char *phase, uint64_t done,
 	    !(total > 0 && done == total))
 		return;
 	j->progress_ms = now;
-	snprintf(j->phase, sizeof(j->phase), "%s", phase);
+	if (phase != j->phase)	/* callers may pass j->phase itself */
+		snprintf(j->phase, sizeof(j->phase), "%s", phase);
 	if ((db = store_db()) == NULL)
 		return;
 	if (sqlite3_prepare_v2(db, "UPDATE jobs SET phase = ?, bytes_done = ?, "

@@ -48,6 +48,7 @@ int64_t	 jobs_insert(sqlite3 *, const char *, const char *, const json_t *,
 	    const json_t *);
 int	 jobs_cancel(int64_t, char *, size_t);
 int	 jobs_cancelled(const struct job *);
+int	 jobs_save_params(struct job *);
 void	 jobs_progress(struct job *, const char *, uint64_t, uint64_t);
 json_t	*jobs_get(sqlite3 *, int64_t);
 json_t	*jobs_active(sqlite3 *, const char *, const char *);

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "nodee.h"
 #include "prefix.h"
+#include "prepare.h"
 #include "registry.h"
 #include "store.h"
 #include "sup.h"
@@ -102,6 +103,8 @@ daemon_main(int argc, char **argv)
 	sigset_t	 sigs;
 	siginfo_t	 si;
 	json_t		*detail;
+	struct job_kind	 kinds[8];
+	size_t		 n, nk = 0;
 	int		 show_login = 0, sig;
 
 	daemon_config(&cf, argc, argv, &show_login);
@@ -151,7 +154,13 @@ daemon_main(int argc, char **argv)
 	if (jobs_recover(tmp) < 0)
 		fatal("cannot recover the jobs of the last run");
 	artifact_on_install(sup_artifact_done);
-	if (jobs_start(tmp, cf.workers, artifact_job_kinds, NULL) != 0)
+	prepare_init(&cf);
+	prepare_on_done(sup_prepared);
+	for (n = 0; artifact_job_kinds[n].kind != NULL; n++)
+		kinds[nk++] = artifact_job_kinds[n];
+	for (n = 0; prepare_job_kinds[n].kind != NULL; n++)
+		kinds[nk++] = prepare_job_kinds[n];
+	if (jobs_start(tmp, cf.workers, kinds, NULL) != 0)
 		fatal("cannot start the job workers");
 	sup_on_change(registry_changed);	/* before the thread reads it */
 	if (sup_start(&cf) != 0)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "artifact.h"
+#include "prepare.h"
 #include "service.h"
 
 #define SERVICE_LOG_TAIL_MAX	(1024 * 1024)
@@ -28,8 +29,6 @@ static const struct {
 	{ "USR2", SIGUSR2 }, { "WINCH", SIGWINCH },
 };
 
-static int	service_only_keys(const json_t *, const char *,
-		    const char *const *, char *, size_t);
 static int	service_int(json_t *, const char *, const char *, json_int_t,
 		    json_int_t, json_int_t, char *, size_t);
 static int	service_relpath(const char *, const char *, char *, size_t);
@@ -60,7 +59,7 @@ service_spec_check(const struct config *cf, const json_t *in, char *err,
 {
 	static const char *const top[] = { "artifact", "command", "options",
 	    "args", "env", "restart", "stop", "drain", "user", "limits",
-	    "prepare", "snapshot", NULL };
+	    "prepare", "snapshot", "credentials", NULL };
 	static const char *const restart_keys[] = { "policy", "max_restarts",
 	    "period_s", "delay_ms", "max_delay_ms", "reset_after_s", NULL };
 	static const char *const stop_keys[] = { "signal", "timeout_s", NULL };
@@ -73,7 +72,6 @@ service_spec_check(const struct config *cf, const json_t *in, char *err,
 	const char		*k, *pol;
 	size_t			 i;
 
-	(void)cf;
 	if (!json_is_object(in)) {
 		snprintf(err, errlen, "the body must be a JSON object (a start "
 		    "spec with at least \"artifact\")");
@@ -81,12 +79,6 @@ service_spec_check(const struct config *cf, const json_t *in, char *err,
 	}
 	if (service_only_keys(in, "", top, err, errlen) != 0)
 		return NULL;
-	if (json_object_get(in, "prepare") != NULL ||
-	    json_object_get(in, "snapshot") != NULL) {
-		snprintf(err, errlen, "prepare and snapshot are not supported "
-		    "yet");
-		return NULL;
-	}
 	s = json_deep_copy(in);
 	if (!json_is_string(v = json_object_get(s, "artifact"))) {
 		snprintf(err, errlen, "artifact: required, a string "
@@ -239,6 +231,8 @@ service_spec_check(const struct config *cf, const json_t *in, char *err,
 			goto fail;
 		}
 	}
+	if (prepare_spec_check(cf, s, err, errlen) != 0)
+		goto fail;
 	return s;
 fail:
 	json_decref(s);
@@ -343,7 +337,8 @@ service_log_tail(const struct config *cf, const struct coord *c,
 	return buf;
 }
 
-static int
+/* Refuses any key of o not in keys; where prefixes the field's name. */
+int
 service_only_keys(const json_t *o, const char *where,
     const char *const *keys, char *err, size_t errlen)
 {

@@ -17,6 +17,8 @@
 json_t	*service_spec_check(const struct config *, const json_t *, char *,
 	    size_t);
 int	 service_signal(const char *);
+int	 service_only_keys(const json_t *, const char *,
+	    const char *const *, char *, size_t);
 json_t	*service_get(sqlite3 *, const char *);
 json_t	*service_list(sqlite3 *);
 char	*service_log_tail(const struct config *, const struct coord *,

@@ -51,6 +51,7 @@
 #include "fs.h"
 #include "jobs.h"
 #include "log.h"
+#include "prepare.h"
 #include "service.h"
 #include "store.h"
 #include "sup.h"
@@ -60,11 +61,12 @@
 
 enum svc_state {
 	ST_STARTING, ST_RUNNING, ST_BACKOFF, ST_DRAINING, ST_STOPPING,
-	ST_STOPPED, ST_EXITED, ST_FAILED,
+	ST_STOPPED, ST_EXITED, ST_FAILED, ST_PREPARING,
 };
 
 static const char *const sup_state_names[] = { "starting", "running",
-	"backoff", "draining", "stopping", "stopped", "exited", "failed" };
+	"backoff", "draining", "stopping", "stopped", "exited", "failed",
+	"preparing" };
 
 enum svc_timer { TM_NONE, TM_START, TM_KILL, TM_DRAIN };
 enum svc_after { AF_NONE, AF_RESTART, AF_DELETE };
@@ -88,6 +90,11 @@ struct svc {
 	enum svc_after		 after;
 	int			 purge;
 	int64_t			 job;		/* install waited for */
+	int64_t			 prep_job;	/* prepare job in flight */
+	int			 prep_again;	/* spec or start changed meanwhile */
+	int			 prepared;	/* its job succeeded: exec now */
+	char			 why[16];	/* of the start being prepared */
+	char			 ending[8];	/* "drain", "stop": a snapshot? */
 	uid_t			 uid;
 	gid_t			 gid;
 	int			 has_uid;
@@ -138,6 +145,7 @@ static char			 sup_tag_sig, sup_tag_ev, sup_tag_timer;
 static sup_listener		 sup_listen;
 static int			 sup_loaded;
 static struct sup_cmd		*sup_replies;	/* answered, not yet told */
+static int			 sup_wake_jobs;	/* jobs queued this wake-up */
 static int			 sup_dirty;	/* a change since the commit */
 
 static void	*sup_main(void *);
@@ -156,6 +164,9 @@ static struct svc	*sup_find_pid(pid_t);
 static struct svc	*sup_new(const struct coord *, json_t *);
 static void	 sup_forget(struct svc *);
 static void	 sup_launch(struct svc *, const char *);
+static void	 sup_prepare_ended(struct svc *, int, const char *);
+static void	 sup_cancel_prepare(struct svc *);
+static void	 sup_snapshot(struct svc *, const char *);
 static int	 sup_spawn(struct svc *, const char *, int, pid_t *, char *,
 		    size_t);
 static void	 sup_exited(struct svc *, int, int);
@@ -309,6 +320,22 @@ sup_artifact_done(const char *gav, int ok, const char *error)
 	sup_enqueue(c);
 }
 
+/* Called by the prepare job: the start it prepared may go on. */
+void
+sup_prepared(const char *coord, int64_t job, int ok, const char *error)
+{
+	struct sup_cmd	*c;
+
+	if (!sup_running || (c = calloc(1, sizeof(*c))) == NULL)
+		return;
+	c->op = SUP_PREPARED;
+	snprintf(c->coord, sizeof(c->coord), "%s", coord);
+	c->job = job;
+	c->flag = ok;
+	snprintf(c->text, sizeof(c->text), "%s", error ? error : "");
+	sup_enqueue(c);
+}
+
 /* Appends c to the queue and wakes the supervisor thread. */
 static void
 sup_enqueue(struct sup_cmd *c)
@@ -437,7 +464,8 @@ sup_load(void)
 	char		 err[256];
 	size_t		 i;
 
-	if (db == NULL || sqlite3_prepare_v2(db, "SELECT coordinate, spec, "
+	if (db == NULL || sqlite3_prepare_v2(db, "SELECT coordinate, "
+	    "coalesce(secret_spec, spec), "
 	    "desired_state, state, pid, proc_start, started_at, restarts, "
 	    "uid, gid, job_id, reason, last_exit_code, last_exit_signal, "
 	    "last_exit_at FROM services ORDER BY coordinate", -1, &st, NULL) !=
@@ -559,8 +587,16 @@ sup_load(void)
 
 			if (js != NULL && (strcmp(js, "queued") == 0 ||
 			    strcmp(js, "running") == 0)) {
+				/* Recovery queued it again; its end starts s. */
+				if (strcmp(json_string_value(json_object_get(j,
+				    "kind")), "service.prepare") == 0) {
+					s->prep_job = s->job;
+					s->job = 0;
+					snprintf(s->why, sizeof(s->why), "boot");
+					s->state = ST_PREPARING;
+				} else
+					s->state = ST_STARTING;
 				json_decref(j);
-				s->state = ST_STARTING;
 				sup_save(s);
 				continue;
 			}
@@ -578,7 +614,7 @@ sup_load(void)
 			sup_save(s);
 		else if (s->state == ST_RUNNING || s->state == ST_STOPPING ||
 		    s->state == ST_DRAINING || s->state == ST_BACKOFF ||
-		    s->state == ST_STARTING) {
+		    s->state == ST_STARTING || s->state == ST_PREPARING) {
 			sup_set_state(s, ST_STOPPED, NULL);
 		}
 	}
@@ -615,6 +651,11 @@ sup_handle(struct sup_cmd *c)
 			else
 				sup_renew(s);
 		}
+		free(c);
+		return;
+	case SUP_PREPARED:
+		if ((s = sup_find(c->coord)) != NULL && s->prep_job == c->job)
+			sup_prepare_ended(s, c->flag, c->text);
 		free(c);
 		return;
 	default:
@@ -663,7 +704,7 @@ sup_handle(struct sup_cmd *c)
 			}
 		}
 		sup_event(s, created ? "service.created" : "service.updated",
-		    json_pack("{s:O}", "spec", s->spec));
+		    json_pack("{s:o}", "spec", prepare_spec_redact(s->spec)));
 		if (s->job > 0 && sup_job_ended(s)) {
 			/* The install ended before this command came. */
 		} else if (s->job > 0) {
@@ -683,6 +724,7 @@ sup_handle(struct sup_cmd *c)
 	switch (c->op) {
 	case SUP_START:
 		s->desired = 1;
+		s->ending[0] = '\0';
 		if (s->state == ST_STOPPING || s->state == ST_DRAINING)
 			s->after = AF_RESTART;
 		else if (s->state == ST_BACKOFF) {
@@ -699,11 +741,13 @@ sup_handle(struct sup_cmd *c)
 	case SUP_STOP:
 		s->desired = 0;
 		s->after = AF_NONE;
+		snprintf(s->ending, sizeof(s->ending), "stop");
 		if (s->pid > 0)
 			sup_begin_stop(s);
 		else {
 			s->timer = TM_NONE;
 			s->job = 0;
+			sup_cancel_prepare(s);
 			if (s->state != ST_EXITED && s->state != ST_FAILED)
 				sup_set_state(s, ST_STOPPED, NULL);
 			else
@@ -718,10 +762,12 @@ sup_handle(struct sup_cmd *c)
 		}
 		s->desired = 0;
 		s->after = AF_NONE;
+		snprintf(s->ending, sizeof(s->ending), "drain");
 		sup_begin_drain(s);
 		break;
 	case SUP_RESTART:
 		s->desired = 1;
+		s->ending[0] = '\0';
 		if (s->pid > 0) {
 			s->after = AF_RESTART;
 			sup_begin_stop(s);
@@ -733,7 +779,22 @@ sup_handle(struct sup_cmd *c)
 			    "api");
 		}
 		break;
-	case SUP_DELETE:
+	case SUP_DELETE: {
+		json_t	*busy = jobs_active(store_db(), "service.snapshot",
+		    s->c.name);
+
+		if (busy != NULL) {
+			sup_reply(c, 409, "snapshot job %lld of %s is %s: wait "
+			    "for it or cancel it (DELETE /api/v1/jobs/%lld) "
+			    "first", (long long)json_integer_value(
+			    json_object_get(busy, "id")), s->c.name,
+			    json_string_value(json_object_get(busy, "state")),
+			    (long long)json_integer_value(json_object_get(busy,
+			    "id")));
+			json_decref(busy);
+			return;
+		}
+		sup_cancel_prepare(s);
 		s->desired = 0;
 		s->purge = c->flag;
 		if (s->pid > 0) {
@@ -742,6 +803,7 @@ sup_handle(struct sup_cmd *c)
 		} else
 			sup_forget(s);
 		break;
+	}
 	default:
 		break;
 	}
@@ -953,6 +1015,39 @@ sup_launch(struct svc *s, const char *why)
 	pid_t	pid;
 
 	s->timer = TM_NONE;
+	/*
+	 * A start with prepare steps (or a snapshot rule, whose job must end
+	 * before the service writes again) goes through a prepare job; its
+	 * end comes back as SUP_PREPARED and calls this again.
+	 */
+	if (prepare_needed(s->spec) && !s->prepared) {
+		snprintf(s->why, sizeof(s->why), "%s", why);
+		if (s->prep_job > 0) {
+			/* One in flight: it ends first, then a new one. */
+			s->prep_again = 1;
+			sup_set_state(s, ST_PREPARING, NULL);
+			return;
+		}
+		if (sup_assign_uid(s, err, sizeof(err)) != 0 ||
+		    (s->prep_job = prepare_submit(store_db(), &s->c, s->spec,
+		    s->uid, s->gid, sup_root, err, sizeof(err))) < 0) {
+			s->prep_job = 0;
+			log_warn("sup", "%s: cannot prepare: %s", s->c.name,
+			    err);
+			sup_set_state(s, ST_FAILED, err);
+			sup_event(s, "service.failed", json_pack("{s:s}",
+			    "reason", err));
+			return;
+		}
+		s->prep_again = 0;
+		sup_wake_jobs = 1;
+		s->reason[0] = '\0';
+		sup_set_state(s, ST_PREPARING, NULL);
+		sup_event(s, "service.preparing", json_pack("{s:I, s:s}",
+		    "job", (json_int_t)s->prep_job, "reason", why));
+		return;
+	}
+	s->prepared = 0;
 	if (sup_spawn(s, NULL, 1, &pid, err, sizeof(err)) != 0) {
 		log_warn("sup", "%s: cannot start: %s", s->c.name, err);
 		snprintf(s->reason, sizeof(s->reason), "%.500s", err);
@@ -975,6 +1070,66 @@ sup_launch(struct svc *s, const char *why)
 	sup_event(s, "service.started", json_pack("{s:i, s:s}", "pid",
 	    (int)pid, "reason", why));
 	log_info("sup", "%s: started pid %d (%s)", s->c.name, (int)pid, why);
+}
+
+/* The prepare job of s ended: start, prepare again, or fail. */
+static void
+sup_prepare_ended(struct svc *s, int ok, const char *error)
+{
+	s->prep_job = 0;
+	if (s->prep_again && s->desired) {
+		s->prep_again = 0;
+		sup_launch(s, s->why);
+		return;
+	}
+	s->prep_again = 0;
+	if (!s->desired || s->pid > 0) {
+		if (s->state == ST_PREPARING)
+			sup_set_state(s, ST_STOPPED, NULL);
+		return;
+	}
+	if (ok) {
+		s->prepared = 1;
+		sup_launch(s, s->why[0] ? s->why : "api");
+		return;
+	}
+	snprintf(s->reason, sizeof(s->reason), "prepare %.490s", error);
+	log_warn("sup", "%s: %s", s->c.name, s->reason);
+	sup_set_state(s, ST_FAILED, s->reason);
+	sup_event(s, "service.failed", json_pack("{s:s}", "reason",
+	    s->reason));
+}
+
+/* Queues the snapshot a drain or a stop asks for. */
+static void
+sup_snapshot(struct svc *s, const char *why)
+{
+	char	err[512];
+	int64_t	id;
+
+	if ((id = prepare_snapshot_submit(store_db(), &s->c, s->spec, why, err,
+	    sizeof(err))) < 0) {
+		log_warn("sup", "%s: no snapshot after %s: %s", s->c.name, why,
+		    err);
+		sup_event(s, "service.snapshot.failed", json_pack("{s:s, s:s}",
+		    "why", why, "reason", err));
+		return;
+	}
+	sup_wake_jobs = 1;
+	log_info("sup", "%s: snapshot job %lld after %s", s->c.name,
+	    (long long)id, why);
+}
+
+/* A stop or delete while preparing: the job's work is not wanted. */
+static void
+sup_cancel_prepare(struct svc *s)
+{
+	char	err[256];
+
+	if (s->prep_job > 0 && jobs_cancel(s->prep_job, err, sizeof(err)) !=
+	    0)
+		log_debug("sup", "%s: %s", s->c.name, err);
+	s->prep_again = 0;
 }
 
 /*
@@ -1297,6 +1452,10 @@ sup_exited(struct svc *s, int known, int status)
 		s->desired = 0;
 		sup_set_state(s, ST_STOPPED, NULL);
 		sup_event(s, "service.stopped", NULL);
+		if (s->ending[0] != '\0' && prepare_snapshot_on(s->spec,
+		    s->ending))
+			sup_snapshot(s, s->ending);
+		s->ending[0] = '\0';
 		return;
 	}
 	if (strcmp(policy, "never") == 0 || (strcmp(policy, "on-failure") ==
@@ -1416,7 +1575,8 @@ sup_set_state(struct svc *s, enum svc_state st, const char *reason)
 {
 	s->state = st;
 	if (reason != NULL && reason != s->reason)
-		snprintf(s->reason, sizeof(s->reason), "%s", reason);
+		snprintf(s->reason, sizeof(s->reason), "%.*s",
+		    (int)sizeof(s->reason) - 1, reason);
 	sup_save(s);
 }
 
@@ -1425,22 +1585,28 @@ sup_save(struct svc *s)
 {
 	sqlite3		*db = store_db();
 	sqlite3_stmt	*st;
-	char		*spec;
+	json_t		*shown;
+	char		*spec, *secret;
 
 	if (db == NULL)
 		return;
-	spec = json_dumps(s->spec, JSON_COMPACT);
+	shown = prepare_spec_redact(s->spec);
+	spec = json_dumps(shown, JSON_COMPACT);
+	json_decref(shown);
+	secret = json_dumps(s->spec, JSON_COMPACT);
 	if (sqlite3_prepare_v2(db, "UPDATE services SET spec = ?1, "
 	    "desired_state = ?2, state = ?3, pid = ?4, proc_start = ?5, "
 	    "started_at = ?6, restarts = ?7, last_exit_code = ?8, "
 	    "last_exit_signal = ?9, last_exit_at = ?10, uid = ?11, gid = ?12, "
-	    "reason = ?13, job_id = ?14, updated_at = ?15 WHERE coordinate = "
-	    "?16", -1, &st, NULL) != SQLITE_OK) {
+	    "reason = ?13, job_id = ?14, updated_at = ?15, secret_spec = ?17 "
+	    "WHERE coordinate = ?16", -1, &st, NULL) != SQLITE_OK) {
 		log_error("sup", "%s: %s", s->c.name, sqlite3_errmsg(db));
 		free(spec);
+		free(secret);
 		return;
 	}
 	sqlite3_bind_text(st, 1, spec ? spec : "{}", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 17, secret ? secret : "{}", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, s->desired ? "running" : "stopped", -1,
 	    SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, sup_state_names[s->state], -1, SQLITE_STATIC);
@@ -1463,8 +1629,8 @@ sup_save(struct svc *s)
 	}
 	if (s->reason[0] != '\0')
 		sqlite3_bind_text(st, 13, s->reason, -1, SQLITE_STATIC);
-	if (s->job > 0)
-		sqlite3_bind_int64(st, 14, s->job);
+	if (s->job > 0 || s->prep_job > 0)
+		sqlite3_bind_int64(st, 14, s->job > 0 ? s->job : s->prep_job);
 	sqlite3_bind_int64(st, 15, store_now_ms());
 	sqlite3_bind_text(st, 16, s->c.name, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
@@ -1472,6 +1638,7 @@ sup_save(struct svc *s)
 		    sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	free(spec);
+	free(secret);
 	sup_dirty = 1;
 }
 
@@ -1872,6 +2039,10 @@ sup_commit(void)
 		log_error("sup", "commit: %s", sqlite3_errmsg(db));
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	}
+	/* Workers claim committed rows only. */
+	if (sup_wake_jobs)
+		jobs_wake();
+	sup_wake_jobs = 0;
 	/* Listeners read the store: tell them once it holds the change. */
 	if (sup_dirty && sup_listen != NULL)
 		sup_listen();

@@ -24,6 +24,7 @@ enum sup_op {
 	SUP_RESTART,
 	SUP_DELETE,
 	SUP_ARTIFACT,	/* an install finished: start who waits for it */
+	SUP_PREPARED,	/* a prepare job ended: start or fail */
 	SUP_QUIT,
 };
 
@@ -36,5 +37,6 @@ void	sup_stop(void);
 int	sup_command(enum sup_op, const char *, json_t *, int64_t, int, char *,
 	    size_t);
 void	sup_artifact_done(const char *, int, const char *);
+void	sup_prepared(const char *, int64_t, int, const char *);
 
 #endif

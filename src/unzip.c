@@ -796,9 +796,12 @@ unzip_plan_entry(struct unzip_job *job, zip_t *za, struct unzip_ent *e)
 		mode = e->kind == UNZIP_DIR ? 0755 : 0644;
 	/*
 	 * The installed tree is read-only: only "executable or not"
-	 * survives, never setuid, setgid, sticky or write bits.
+	 * survives, never setuid, setgid, sticky or write bits.  Saved state
+	 * unpacked into a runtime directory is the service's to change.
 	 */
 	e->mode = e->kind == UNZIP_DIR || (mode & 0111) ? 0555 : 0444;
+	if (job->lim->writable)
+		e->mode |= 0200;
 	if (e->kind != UNZIP_DIR)
 		job->declared = e->size > UINT64_MAX - job->declared ?
 		    UINT64_MAX : job->declared + e->size;
@@ -1293,7 +1296,8 @@ unzip_finish_dirs(struct unzip_job *job)
 	for (i = 0; i < job->ndirs; i++) {
 		fd = openat(job->rootfd, job->dirs[i], O_RDONLY | O_DIRECTORY |
 		    O_NOFOLLOW | O_CLOEXEC);
-		if (fd == -1 || fchmod(fd, 0555) == -1) {
+		if (fd == -1 || fchmod(fd, job->lim->writable ? 0755 : 0555) ==
+		    -1) {
 			unzip_fail_ent(job, job->dirs[i], strlen(job->dirs[i]),
 			    "cannot finish directory: %s", strerror_r(errno,
 			    ebuf, sizeof(ebuf)));

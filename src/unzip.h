@@ -17,6 +17,7 @@ struct unzip_limits {
 	uint64_t	max_entries;
 	uint64_t	max_bytes;	/* uncompressed, whole archive */
 	unsigned	threads;	/* 0 or 1: one thread */
+	int		writable;	/* 0644/0755, not the read-only 0444/0555 */
 };
 
 struct unzip_stats {

@@ -1,0 +1,5 @@
+-- nodee schema, version 5: a service's spec as given, secrets included.
+-- spec (shown by the API) has S3 secrets replaced by "(hidden)" and URLs
+-- without user information or query string; secret_spec is what the
+-- supervisor and the prepare and snapshot jobs use, and is never returned.
+ALTER TABLE services ADD COLUMN secret_spec TEXT;
