@@ -44,6 +44,7 @@ static char			*http_tls_key, *http_tls_cert;
 static atomic_int		 http_inflight;
 static int			 http_running;
 
+static void	http_utf8_fix(char *);
 static int	http_dispatch(const struct _u_request *, struct _u_response *,
 		    void *);
 static void	http_handle(struct http_req *);
@@ -215,14 +216,48 @@ http_problem(struct http_req *r, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
+	http_utf8_fix(detail);
 	o = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank",
 	    "title", http_reason(status), "status", status, "detail", detail,
 	    "instance", r->path ? r->path : "");
+	if (o == NULL)	/* what http_utf8_fix lets through, jansson may not */
+		o = json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank",
+		    "title", http_reason(status), "status", status, "detail",
+		    "(the detail is not valid UTF-8)");
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	http_body(r, status, "application/problem+json", text,
 	    text ? strlen(text) : 0);
 	free(text);
+}
+
+/*
+ * JSON strings must be UTF-8: a detail quoting a user's bytes, or cut in
+ * the middle of a character, gets '?' for each byte that is not.
+ */
+static void
+http_utf8_fix(char *s)
+{
+	unsigned char	*p = (unsigned char *)s;
+	size_t		 n, i;
+
+	while (*p != '\0') {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		n = (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 1 :
+		    (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 &&
+		    *p <= 0xf4 ? 3 : 0;
+		for (i = 1; i <= n; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				break;
+		if (n == 0 || i <= n) {
+			*p++ = '?';
+			continue;
+		}
+		p += n + 1;
+	}
 }
 
 void

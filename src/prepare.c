@@ -65,6 +65,7 @@ struct prep_item {
 	char			*staged;	/* absolute */
 	char			*rel;		/* in the runtime directory */
 	int			 keep;		/* existing file wins */
+	int			 step;		/* 1-based, for messages */
 };
 
 struct prep_run {
@@ -128,6 +129,8 @@ static int	prepare_apply_one(struct prep_run *, int, const char *,
 		    const struct prep_item *, unsigned, char *, size_t);
 static int	prepare_parent(struct prep_run *, int, const char *, char *,
 		    size_t);
+static int	prepare_preflight(struct prep_run *, int, char *, size_t);
+static void	prepare_step_name(const struct prep_run *, int, char *, size_t);
 static int	prepare_progress(void *, uint64_t, uint64_t);
 static char	*prepare_join(const char *, const char *);
 
@@ -944,7 +947,7 @@ prepare_url_check(const struct config *cf, const json_t *spec,
 		    "line 1: ", 8) == 0 ? 8 : 0));
 		return -1;
 	}
-	if (fetch_url_ok_s3(out, e, sizeof(e)) != 0) {
+	if (!fetch_url_ok_s3(out, e, sizeof(e))) {
 		snprintf(err, errlen, "%s: %s", field, e);
 		free(out);
 		return -1;
@@ -1021,7 +1024,7 @@ prepare_creds_check(const json_t *creds, char *err, size_t errlen)
 			return -1;
 		}
 		if ((v = json_object_get(c, "endpoint")) != NULL &&
-		    fetch_url_ok(json_string_value(v), e, sizeof(e)) != 0) {
+		    !fetch_url_ok(json_string_value(v), e, sizeof(e))) {
 			snprintf(err, errlen, "%sendpoint: %s", where, e);
 			return -1;
 		}
@@ -1277,6 +1280,7 @@ prepare_add(struct prep_run *r, enum prep_item_kind kind, const char *staged,
 	n = &r->items[r->nitems];
 	n->kind = kind;
 	n->keep = keep;
+	n->step = r->step;
 	n->staged = staged ? strdup(staged) : NULL;
 	if ((n->rel = strdup(rel)) == NULL)
 		return -1;
@@ -1703,10 +1707,23 @@ prepare_apply(struct prep_run *r, int rtfd, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	/*
+	 * Every place is looked at before anything moves, so a symlink the
+	 * service planted fails the start without half the results applied.
+	 */
+	if (!r->is_new && prepare_preflight(r, fd, err, errlen) != 0)
+		goto fail;
 	for (i = 0; i < r->nitems; i++)
 		if (prepare_apply_one(r, fd, trash, &r->items[i], (unsigned)i,
-		    err, errlen) != 0)
+		    err, errlen) != 0) {
+			char	name[700], why[1024];
+
+			prepare_step_name(r, r->items[i].step, name,
+			    sizeof(name));
+			snprintf(why, sizeof(why), "%s", err);
+			snprintf(err, errlen, "%s: %s", name, why);
 			goto fail;
+		}
 	if (syncfs(fd) != 0) {
 		snprintf(err, errlen, "cannot sync: %s", strerror(errno));
 		goto fail;
@@ -1793,6 +1810,76 @@ prepare_apply_one(struct prep_run *r, int rootfd, const char *trash,
 out:
 	close(pfd);
 	return rc;
+}
+
+/* "step 2 (copy conf/)": how messages name a step. */
+static void
+prepare_step_name(const struct prep_run *r, int step, char *out,
+    size_t outlen)
+{
+	const json_t	*st = json_array_get(json_object_get(r->spec,
+			    "prepare"), (size_t)step - 1);
+	const char	*kind = json_object_get(st, "copy") ? "copy" :
+			    json_object_get(st, "template") ? "template" :
+			    "fetch";
+	char		 shown[600];
+
+	fetch_url_redact(json_string_value(json_object_get(st, kind)), shown,
+	    sizeof(shown));
+	snprintf(out, outlen, "step %d (%s %s)", step, kind, shown);
+}
+
+/*
+ * Looks at the place of every result: its directory must resolve inside
+ * the runtime directory (or not exist yet: it will be made there), and
+ * a directory to be made must not be a file.
+ */
+static int
+prepare_preflight(struct prep_run *r, int rootfd, char *err, size_t errlen)
+{
+	const struct prep_item	*it;
+	struct stat		 sb;
+	char			 dir[PATH_MAX], name[700], *slash;
+	size_t			 i;
+	int			 fd;
+
+	for (i = 0; i < r->nitems; i++) {
+		it = &r->items[i];
+		if (snprintf(dir, sizeof(dir), "%s", it->rel) >=
+		    (int)sizeof(dir))
+			continue;
+		if (it->kind != IT_DIR && (slash = strrchr(dir, '/')) != NULL)
+			*slash = '\0';
+		else if (it->kind != IT_DIR)
+			continue;
+		for (;;) {
+			fd = prepare_beneath(rootfd, dir, O_PATH, 0);
+			if (fd != -1) {
+				if (fstat(fd, &sb) == 0 && !S_ISDIR(sb.st_mode))
+					errno = ENOTDIR;
+				else
+					errno = 0;
+				close(fd);
+				break;
+			}
+			if (errno != ENOENT ||
+			    (slash = strrchr(dir, '/')) == NULL) {
+				if (errno == ENOENT)
+					errno = 0;
+				break;
+			}
+			*slash = '\0';
+		}
+		if (errno != 0) {
+			prepare_step_name(r, it->step, name, sizeof(name));
+			snprintf(err, errlen, "%s: %s: %s", name, dir,
+			    errno == EXDEV ? "a symbolic link there leads out "
+			    "of the runtime directory" : errno == ENOTDIR ?
+			    "not a directory" : strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /*
