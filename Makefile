@@ -88,13 +88,21 @@ test: deps
 test-unit: $(UNIT:%=build/test_%)
 	@set -e; for t in $^; do echo "== $$t"; ./$$t; done
 
-test-integration: nodee
+test-integration: nodee tests/node_modules/.package-lock.json
 	NODEE_BIN=$(CURDIR)/nodee node --test tests/integration/
+
+# The integration tests' node packages (s3rver), exactly as locked; npm
+# writes the stamp, touched so that it is newer than the lock.
+tests/node_modules/.package-lock.json: tests/package.json \
+    tests/package-lock.json
+	npm ci --prefix tests --no-audit --no-fund
+	@touch $@
 
 # Unit and integration tests again with the sanitized build; a leak, an
 # overflow or undefined behaviour makes the daemon exit non-zero, which
 # the integration tests check on every stop.
-test-asan: build/san/nodee $(UNIT:%=build/san/test_%)
+test-asan: build/san/nodee $(UNIT:%=build/san/test_%) \
+    tests/node_modules/.package-lock.json
 	@set -e; for t in $(UNIT:%=build/san/test_%); do echo "== $$t"; ./$$t; done
 	NODEE_BIN=$(CURDIR)/build/san/nodee NODEE_SANITIZED=1 \
 		node --test tests/integration/

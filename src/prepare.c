@@ -1890,8 +1890,8 @@ static int
 prepare_parent(struct prep_run *r, int rootfd, const char *rel, char *err,
     size_t errlen)
 {
-	char	buf[PATH_MAX], *p;
-	int	fd, at;
+	char	buf[PATH_MAX], *p, at;
+	int	fd;
 
 	if ((fd = prepare_beneath(rootfd, rel, O_PATH | O_DIRECTORY, 0)) !=
 	    -1)

@@ -1,11 +1,17 @@
 /*
- * test_fetch: downloads against a tiny HTTP/1.1 server that runs in a
- * thread of the test on 127.0.0.1 (no other traffic) and answers canned
- * responses chosen by path.  The digests are checked against GnuTLS's
- * one-shot hash of the known body; retries, the size limit, redirects,
- * cancel and the text GET each get a path that provokes them.  Backoff
- * is the real one (200 ms, then 400 ms), so the retry tests take about
- * 0.6 s each.
+ * test_fetch: downloads and uploads against a tiny HTTP/1.1 server that
+ * runs in a thread of the test on 127.0.0.1 (no other traffic) and
+ * answers canned responses chosen by path.  The digests are checked
+ * against GnuTLS's one-shot hash of the known body; retries, the size
+ * limit, redirects, cancel and the text GET each get a path that
+ * provokes them.  Backoff is the real one (200 ms, then 400 ms), so the
+ * retry tests take about 0.6 s each.
+ *
+ * S3: the mapping of s3:// URLs is checked as a table; requests to the
+ * loopback server as an S3 endpoint check the headers libcurl sends (the
+ * SigV4 Authorization, x-amz-content-sha256, the session token) and how
+ * S3's XML errors are reported.  Whether the signature is right is for
+ * the integration tests, whose server checks it as S3 does.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -35,6 +41,24 @@
 #define HALF_LEN	100		/* /close-halfway sends this of 1000 */
 #define SLOW_WAIT_MS	5000
 #define SIDECAR		"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  ok\n"
+#define EMPTY_SHA256	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define S3_KEY_ID	"AKIDUNITTEST"
+#define S3_SECRET	"unit/test+secret"
+#define S3_TOKEN	"unit-session-token"
+#define S3_DENIED	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>" \
+			"<Code>AccessDenied</Code><Message>Access &amp; " \
+			"&quot;policy&quot; say no</Message></Error>"
+#define S3_SLOWDOWN	"<Error><Code>SlowDown</Code><Message>Please reduce " \
+			"your request rate.</Message></Error>"
+#define S3_MOVED	"<Error><Code>PermanentRedirect</Code><Message>Use " \
+			"the specified endpoint.</Message></Error>"
+
+/* A URL, whether a check takes it, and what its refusal must say. */
+struct url_case {
+	const char	*url;
+	int		 ok;
+	const char	*why;
+};
 
 /* The server: one thread, one connection at a time, Connection: close. */
 struct srv_route {
@@ -57,6 +81,13 @@ static void	srv_redirect_loop(int, int);
 static void	srv_slow(int, int);
 static void	srv_sidecar(int, int);
 static void	srv_500(int);
+static void	srv_put(int, int);
+static void	srv_put_403(int, int);
+static void	srv_put_500_then_ok(int, int);
+static void	srv_s3_denied(int, int);
+static void	srv_s3_moved(int, int);
+static void	srv_s3_slowdown_then_ok(int, int);
+static void	srv_xml(int, const char *, const char *, const char *);
 
 static struct srv_route	srv_routes[] = {
 	{ "/ok", srv_ok, 0 },
@@ -72,6 +103,15 @@ static struct srv_route	srv_routes[] = {
 	{ "/redirect-loop", srv_redirect_loop, 0 },
 	{ "/slow", srv_slow, 0 },
 	{ "/ok.sha256", srv_sidecar, 0 },
+	{ "/put", srv_put, 0 },
+	{ "/put-403", srv_put_403, 0 },
+	{ "/put-500-then-ok", srv_put_500_then_ok, 0 },
+	{ "/bkt/obj", srv_ok, 0 },
+	{ "/bkt/a%20b/c%2Bd/%C3%A9~x", srv_ok, 0 },
+	{ "/bkt/denied", srv_s3_denied, 0 },
+	{ "/bkt/moved", srv_s3_moved, 0 },
+	{ "/bkt/slowdown-then-ok", srv_s3_slowdown_then_ok, 0 },
+	{ "/bkt/up", srv_put, 0 },
 };
 
 static int		srv_fd = -1;
@@ -80,6 +120,9 @@ static pthread_t	srv_thread;
 static atomic_int	srv_stop;
 static pthread_mutex_t	srv_mu = PTHREAD_MUTEX_INITIALIZER;
 static char		srv_agent[128];
+static char		srv_last[4096];	/* the last request's head */
+static uint64_t		srv_put_len;	/* and its body */
+static char		srv_put_sha[65];
 static char		ok_body[OK_LEN];
 static char		big_body[BIG_LEN];
 static int		progress_calls;
@@ -90,6 +133,8 @@ static int	group_setup(void **);
 static int	group_teardown(void **);
 static void	*srv_main(void *);
 static void	srv_serve(int);
+static void	srv_read_body(int, const char *, size_t);
+static void	srv_header(const char *, char *, size_t);
 static void	srv_send(int, const void *, size_t);
 static void	srv_head(int, const char *, const char *, long);
 static int	srv_hits(const char *);
@@ -117,12 +162,31 @@ static void	test_text(void **);
 static void	test_text_status(void **);
 static void	test_text_too_big(void **);
 static void	test_text_refused(void **);
+static void	test_s3_url(void **);
+static void	test_url_ok_s3(void **);
+static void	test_s3_refused(void **);
+static void	test_s3_get(void **);
+static void	test_s3_error(void **);
+static void	test_s3_no_redirect(void **);
+static void	test_s3_retry(void **);
+static void	test_put(void **);
+static void	test_put_4xx(void **);
+static void	test_put_5xx(void **);
+static void	test_put_short(void **);
+static void	test_put_cancel(void **);
+static void	test_put_s3(void **);
 
 static int	progress_count(void *, uint64_t, uint64_t);
 static int	progress_cancel_on_bytes(void *, uint64_t, uint64_t);
 static int	progress_cancel_later(void *, uint64_t, uint64_t);
 static void	url_of(char *, size_t, const char *);
+static void	check_urls(int (*)(const char *, char *, size_t),
+		    const struct url_case *, size_t);
 static int	out_open(void **);
+static int	in_open(void **, const char *, size_t);
+static void	s3_of(struct fetch_s3 *, char *, size_t);
+static int	log_capture(void **, char *);
+static void	log_release(int, const char *, char *, size_t);
 static int	get(const char *, struct fetch_opts *, struct fetch_result *,
 		    char *);
 static void	assert_file(int, const char *, size_t);
@@ -155,11 +219,24 @@ main(void)
 		T(test_refused),
 		T(test_bad_url),
 		T(test_no_credentials),
+		T(test_s3_refused),
+		T(test_s3_get),
+		T(test_s3_error),
+		T(test_s3_no_redirect),
+		T(test_s3_retry),
+		T(test_put),
+		T(test_put_4xx),
+		T(test_put_5xx),
+		T(test_put_short),
+		T(test_put_cancel),
+		T(test_put_s3),
 #undef T
 		cmocka_unit_test(test_text),
 		cmocka_unit_test(test_text_status),
 		cmocka_unit_test(test_text_too_big),
 		cmocka_unit_test(test_text_refused),
+		cmocka_unit_test(test_s3_url),
+		cmocka_unit_test(test_url_ok_s3),
 	};
 
 	/* A proxy from the environment must not see the test's traffic. */
@@ -211,11 +288,7 @@ group_teardown(void **state)
 static void
 test_url_ok(void **state)
 {
-	static const struct {
-		const char	*url;
-		int		 ok;
-		const char	*why;
-	} t[] = {
+	static const struct url_case	t[] = {
 		{ "http://example.com/a.zip", 1, NULL },
 		{ "https://example.com/a.zip", 1, NULL },
 		{ "HTTPS://example.com:8443/a?b=c#d", 1, NULL },
@@ -234,18 +307,8 @@ test_url_ok(void **state)
 		{ "", 0, "empty" },
 		{ NULL, 0, "empty" },
 	};
-	char	why[256];
-	size_t	i;
-
 	(void)state;
-	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		why[0] = '\0';
-		if (fetch_url_ok(t[i].url, why, sizeof(why)) != t[i].ok)
-			fail_msg("%s: expected %d (%s)", t[i].url ? t[i].url :
-			    "NULL", t[i].ok, why);
-		if (t[i].why != NULL)
-			assert_contains(why, t[i].why);
-	}
+	check_urls(fetch_url_ok, t, nitems(t));
 	/* No room for a reason is no reason to crash. */
 	assert_int_equal(fetch_url_ok("ftp://x/", NULL, 0), 0);
 }
@@ -617,25 +680,15 @@ test_no_credentials(void **state)
 	struct fetch_opts	o = { .tries = 2 };
 	struct fetch_result	res;
 	char			err[ERRLEN], url[256], logged[4096], path[PATH_MAX];
-	int			saved, fd;
+	int			saved;
 
 	o.fd = out_open(state);
 	snprintf(url, sizeof(url), "http://alice:s3cret@127.0.0.1:%d/always-500",
 	    srv_port);
 	o.url = url;
-	unit_path(path, *state, "stderr");
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd != -1);
-	fflush(stderr);
-	saved = dup(STDERR_FILENO);
-	assert_true(saved != -1);
-	dup2(fd, STDERR_FILENO);
+	saved = log_capture(state, path);
 	assert_int_equal(fetch_file(&o, &res, err, sizeof(err)), -1);
-	fflush(stderr);
-	dup2(saved, STDERR_FILENO);
-	close(saved);
-	close(fd);
-	unit_read(path, logged, sizeof(logged));
+	log_release(saved, path, logged, sizeof(logged));
 
 	assert_contains(err, "HTTP 500");
 	assert_contains(err, "127.0.0.1");
@@ -742,6 +795,507 @@ test_text_refused(void **state)
 	assert_contains(err, "only http and https URLs are allowed");
 }
 
+static void
+test_s3_url(void **state)
+{
+	static const struct {
+		const char	*endpoint;
+		const char	*url;
+		const char	*want;	/* NULL: refused */
+		const char	*why;
+	} t[] = {
+		{ "http://127.0.0.1:4568", "s3://b1/x/state.zip",
+		    "http://127.0.0.1:4568/b1/x/state.zip", NULL },
+		{ "https://s3.us-east-1.amazonaws.com", "s3://my.bucket-1/k",
+		    "https://s3.us-east-1.amazonaws.com/my.bucket-1/k", NULL },
+		{ "http://h:1/", "s3://bkt/k", "http://h:1/bkt/k", NULL },
+		{ "http://h:1//", "s3://bkt/k", "http://h:1/bkt/k", NULL },
+		{ "http://h/prefix", "s3://bkt/k", "http://h/prefix/bkt/k", NULL },
+		{ "http://h", "S3://bkt/k", "http://h/bkt/k", NULL },
+		{ "http://h", "s3://bkt/a b/c+d/\xc3\xa9~x",
+		    "http://h/bkt/a%20b/c%2Bd/%C3%A9~x", NULL },
+		{ "http://h", "s3://bkt/g:a:1.0/snap=1&x?y#z%20",
+		    "http://h/bkt/g%3Aa%3A1.0/snap%3D1%26x%3Fy%23z%2520", NULL },
+		{ "http://h", "s3://bkt//a//", "http://h/bkt//a//", NULL },
+		{ "http://h", "s3://bkt/.a/..b/c.", "http://h/bkt/.a/..b/c.",
+		    NULL },
+		{ "http://h", "s3://Bkt/k", NULL, "bucket must be" },
+		{ "http://h", "s3://b_k/k", NULL, "bucket must be" },
+		{ "http://h", "s3://-bk/k", NULL, "bucket must be" },
+		{ "http://h", "s3://bk./k", NULL, "bucket must be" },
+		{ "http://h", "s3://../k", NULL, "bucket must be" },
+		{ "http://h", "s3:///k", NULL, "bucket must be" },
+		{ "http://h", "s3://id:secret@bkt/k", NULL, "bucket must be" },
+		{ "http://h", "s3://"
+		    "a123456789012345678901234567890123456789012345678901234567890123"
+		    "/k", NULL, "bucket must be" },
+		{ "http://h", "s3://bkt/", NULL, "key is empty" },
+		{ "http://h", "s3://bkt", NULL, "has no key" },
+		{ "http://h", "s3://bkt/a/../b", NULL, "'..' segment" },
+		{ "http://h", "s3://bkt/./b", NULL, "'..' segment" },
+		{ "http://h", "s3://bkt/a/.", NULL, "'..' segment" },
+		{ "http://h", "s3://bkt/a\nb", NULL, "control character" },
+		{ "http://h", "http://h/bkt/k", NULL, "not an s3:// URL" },
+		{ "ftp://h", "s3://bkt/k", NULL, "S3 endpoint ftp://h" },
+		{ "http://u:p@h", "s3://bkt/k", NULL, "without user" },
+		{ "http://h/?x=1", "s3://bkt/k", NULL, "without user" },
+		{ "h:4568", "s3://bkt/k", NULL, "S3 endpoint" },
+		{ "", "s3://bkt/k", NULL, "endpoint is empty" },
+		{ NULL, "s3://bkt/k", NULL, "endpoint is empty" },
+	};
+	struct fetch_s3	s3 = { .region = "us-east-1" };
+	char		out[512], err[ERRLEN], key[1100];
+	size_t		i;
+	int		rc;
+
+	(void)state;
+	for (i = 0; i < nitems(t); i++) {
+		s3.endpoint = t[i].endpoint;
+		err[0] = '\0';
+		rc = fetch_s3_url(&s3, t[i].url, out, sizeof(out), err,
+		    sizeof(err));
+		if (t[i].want != NULL) {
+			if (rc != 0)
+				fail_msg("%s: %s", t[i].url, err);
+			assert_string_equal(out, t[i].want);
+		} else {
+			if (rc != -1)
+				fail_msg("%s: accepted as %s", t[i].url, out);
+			assert_contains(err, t[i].why);
+			assert_null(strstr(err, "secret"));
+			assert_string_equal(out, "");
+		}
+	}
+
+	/* No credentials at all. */
+	assert_int_equal(fetch_s3_url(NULL, "s3://bkt/k", out, sizeof(out),
+	    err, sizeof(err)), -1);
+	assert_contains(err, "s3:// needs credentials");
+
+	/* S3 keys go up to 1024 bytes; the encoded URL must fit out. */
+	s3.endpoint = "http://h";
+	memset(key, 'k', sizeof(key));
+	snprintf(key, sizeof(key), "s3://bkt/");
+	key[9] = 'k';
+	key[9 + 1024] = '\0';
+	assert_int_equal(fetch_s3_url(&s3, key, out, sizeof(out), err,
+	    sizeof(err)), -1);
+	assert_contains(err, "too long");
+	key[9 + 1024] = 'k';
+	key[9 + 1025] = '\0';
+	assert_int_equal(fetch_s3_url(&s3, key, out, sizeof(out), err,
+	    sizeof(err)), -1);
+	assert_contains(err, "longer than 1024 bytes");
+	assert_int_equal(fetch_s3_url(&s3, "s3://bkt/k", out, 10, err,
+	    sizeof(err)), -1);
+	assert_string_equal(out, "");
+}
+
+static void
+test_url_ok_s3(void **state)
+{
+	static const struct url_case	t[] = {
+		{ "http://example.com/a.zip", 1, NULL },
+		{ "https://example.com/a.zip", 1, NULL },
+		{ "s3://b1/x/state.zip", 1, NULL },
+		{ "S3://bucket.name/a b", 1, NULL },
+		{ "ftp://example.com/a.zip", 0, "only http, https and s3" },
+		{ "example.com/a.zip", 0, "s3://bucket/key" },
+		{ "http:///a.zip", 0, "no host" },
+		{ "s3://Bucket/k", 0, "bucket must be" },
+		{ "s3://bkt/", 0, "key is empty" },
+		{ "s3://bkt", 0, "has no key" },
+		{ "s3://", 0, "has no key" },
+		{ "", 0, "empty" },
+		{ NULL, 0, "empty" },
+	};
+	char	why[256];
+
+	(void)state;
+	check_urls(fetch_url_ok_s3, t, nitems(t));
+	assert_int_equal(fetch_url_ok_s3("s3://x", NULL, 0), 0);
+	/* Where credentials cannot be given, s3 stays refused. */
+	assert_int_equal(fetch_url_ok("s3://b1/k", why, sizeof(why)), 0);
+	assert_contains(why, "only http and https URLs are allowed, not s3");
+}
+
+/* s3:// without credentials, or with unusable ones: no request at all. */
+static void
+test_s3_refused(void **state)
+{
+	static const struct {
+		struct fetch_s3	 s3;
+		const char	*why;
+	} t[] = {
+		{ { "http://h", "", "id", "secret", NULL }, "region" },
+		{ { "http://h", "us:east", "id", "secret", NULL }, "region" },
+		{ { "http://h", "us-east-1", "", "secret", NULL },
+		    "access key id" },
+		{ { "http://h", "us-east-1", "i/d", "secret", NULL },
+		    "access key id" },
+		{ { "http://h", "us-east-1", "id", "", NULL }, "secret" },
+		{ { "http://h", "us-east-1", "id", "secret", "to\r\nken" },
+		    "session token" },
+	};
+	struct fetch_opts	o = { .url = "s3://bkt/obj" };
+	struct fetch_result	res;
+	char			err[ERRLEN];
+	size_t			i;
+
+	o.fd = out_open(state);
+	srv_reset();
+	assert_int_equal(fetch_file(&o, &res, err, sizeof(err)), -1);
+	assert_contains(err, "cannot fetch s3://bkt/obj: s3:// needs "
+	    "credentials");
+	assert_int_equal(res.attempts, 0);
+	assert_int_equal(fetch_put_file(&o, 0, &res, err, sizeof(err)), -1);
+	assert_contains(err, "cannot upload to s3://bkt/obj: s3:// needs "
+	    "credentials");
+	for (i = 0; i < nitems(t); i++) {
+		o.s3 = &t[i].s3;
+		assert_int_equal(fetch_file(&o, &res, err, sizeof(err)), -1);
+		assert_contains(err, t[i].why);
+		assert_null(strstr(err, "secret:"));
+		assert_int_equal(res.attempts, 0);
+	}
+	assert_int_equal(srv_hits("/bkt/obj"), 0);
+	close(o.fd);
+}
+
+/*
+ * A signed GET: libcurl's SigV4 header for service s3 in the region,
+ * with x-amz-content-sha256 (the hash of no body) and the session token
+ * among the signed headers, and neither the secret nor a redirect.
+ */
+static void
+test_s3_get(void **state)
+{
+	struct fetch_s3		s3;
+	struct fetch_opts	o = { .url = "s3://bkt/obj", .s3 = &s3 };
+	struct fetch_result	res;
+	char			err[ERRLEN], hex[65], endpoint[64], h[1024];
+	char			head[sizeof(srv_last)];
+
+	s3_of(&s3, endpoint, sizeof(endpoint));
+	o.fd = out_open(state);
+	srv_reset();
+	if (fetch_file(&o, &res, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(res.http_status, 200);
+	hex_digest(GNUTLS_DIG_SHA256, ok_body, OK_LEN, hex);
+	assert_string_equal(res.sha256, hex);
+	assert_file(o.fd, ok_body, OK_LEN);
+
+	srv_header("Authorization", h, sizeof(h));
+	assert_contains(h, "AWS4-HMAC-SHA256 Credential=" S3_KEY_ID "/");
+	assert_contains(h, "/us-east-1/s3/aws4_request, ");
+	assert_contains(h, "SignedHeaders=host;x-amz-content-sha256;"
+	    "x-amz-date;x-amz-security-token, Signature=");
+	srv_header("x-amz-content-sha256", h, sizeof(h));
+	assert_string_equal(h, EMPTY_SHA256);
+	srv_header("x-amz-security-token", h, sizeof(h));
+	assert_string_equal(h, S3_TOKEN);
+	srv_header("X-Amz-Date", h, sizeof(h));
+	assert_int_equal(strlen(h), 16);
+	pthread_mutex_lock(&srv_mu);
+	memcpy(head, srv_last, sizeof(head));
+	pthread_mutex_unlock(&srv_mu);
+	assert_null(strstr(head, S3_SECRET));
+	assert_null(strstr(head, "Basic"));
+
+	/* The key as S3 canonicalises it, so that the signature holds. */
+	o.url = "s3://bkt/a b/c+d/\xc3\xa9~x";
+	if (fetch_file(&o, &res, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(srv_hits("/bkt/a%20b/c%2Bd/%C3%A9~x"), 1);
+
+	/* No token, no header. */
+	s3.session_token = NULL;
+	o.url = "s3://bkt/obj";
+	if (fetch_file(&o, &res, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	srv_header("Authorization", h, sizeof(h));
+	assert_contains(h, "SignedHeaders=host;x-amz-content-sha256;"
+	    "x-amz-date, ");
+	srv_header("x-amz-security-token", h, sizeof(h));
+	assert_string_equal(h, "");
+	close(o.fd);
+}
+
+/* S3's reason goes into the message; its XML never into the file. */
+static void
+test_s3_error(void **state)
+{
+	struct fetch_s3		s3;
+	struct fetch_opts	o = { .url = "s3://bkt/denied", .s3 = &s3 };
+	struct fetch_result	res;
+	char			err[ERRLEN], endpoint[64], logged[4096];
+	char			path[PATH_MAX];
+	int			saved;
+
+	s3_of(&s3, endpoint, sizeof(endpoint));
+	o.fd = out_open(state);
+	srv_reset();
+	saved = log_capture(state, path);
+	assert_int_equal(fetch_file(&o, &res, err, sizeof(err)), -1);
+	log_release(saved, path, logged, sizeof(logged));
+	assert_string_equal(err, "s3://bkt/denied: HTTP 403 AccessDenied: "
+	    "Access & \"policy\" say no");
+	assert_int_equal(res.http_status, 403);
+	assert_int_equal(res.attempts, 1);
+	assert_int_equal(srv_hits("/bkt/denied"), 1);
+	assert_file(o.fd, "", 0);
+	assert_null(strstr(err, S3_SECRET));
+	assert_null(strstr(logged, S3_SECRET));
+	assert_null(strstr(logged, S3_TOKEN));
+	close(o.fd);
+}
+
+/* A signed request is for its URL: a 301 is reported, not followed. */
+static void
+test_s3_no_redirect(void **state)
+{
+	struct fetch_s3		s3;
+	struct fetch_opts	o = { .url = "s3://bkt/moved", .s3 = &s3 };
+	struct fetch_result	res;
+	char			err[ERRLEN], endpoint[64];
+
+	s3_of(&s3, endpoint, sizeof(endpoint));
+	o.fd = out_open(state);
+	srv_reset();
+	assert_int_equal(fetch_file(&o, &res, err, sizeof(err)), -1);
+	assert_contains(err, "s3://bkt/moved: HTTP 301 PermanentRedirect: Use "
+	    "the specified endpoint.");
+	assert_int_equal(srv_hits("/bkt/moved"), 1);
+	assert_int_equal(srv_hits("/ok"), 0);
+	assert_file(o.fd, "", 0);
+	close(o.fd);
+}
+
+/* A 503 SlowDown is tried again, and its XML is not in the file. */
+static void
+test_s3_retry(void **state)
+{
+	struct fetch_s3		s3;
+	struct fetch_opts	o = { .url = "s3://bkt/slowdown-then-ok",
+				    .s3 = &s3 };
+	struct fetch_result	res;
+	char			err[ERRLEN], endpoint[64];
+
+	s3_of(&s3, endpoint, sizeof(endpoint));
+	o.fd = out_open(state);
+	srv_reset();
+	if (fetch_file(&o, &res, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(res.attempts, 2);
+	assert_file(o.fd, ok_body, OK_LEN);
+
+	/* Every attempt a 503: the last one's reason is the error. */
+	srv_reset();
+	o.tries = 1;
+	assert_int_equal(fetch_file(&o, &res, err, sizeof(err)), -1);
+	assert_contains(err, "HTTP 503 SlowDown: Please reduce your request "
+	    "rate. (gave up after 1 attempts)");
+	close(o.fd);
+}
+
+/*
+ * A PUT sends the file from its first byte whatever its offset, says
+ * what it sent and its digest, and shows the progress of the upload.
+ */
+static void
+test_put(void **state)
+{
+	struct fetch_opts	o = { .progress = progress_count };
+	struct fetch_result	res;
+	char			err[ERRLEN], url[256], hex[65], h[256];
+
+	o.fd = in_open(state, ok_body, OK_LEN);
+	url_of(url, sizeof(url), "/put");
+	o.url = url;
+	progress_calls = 0;
+	progress_done = progress_total = 0;
+	srv_reset();
+	if (fetch_put_file(&o, OK_LEN, &res, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	hex_digest(GNUTLS_DIG_SHA256, ok_body, OK_LEN, hex);
+	assert_int_equal(res.http_status, 200);
+	assert_int_equal(res.bytes, OK_LEN);
+	assert_int_equal(res.attempts, 1);
+	assert_string_equal(res.sha256, hex);
+	assert_int_equal(srv_hits("/put"), 1);
+	pthread_mutex_lock(&srv_mu);
+	assert_int_equal(srv_put_len, OK_LEN);
+	assert_string_equal(srv_put_sha, hex);
+	assert_true(strncmp(srv_last, "PUT /put HTTP/1.1\r\n", 19) == 0);
+	pthread_mutex_unlock(&srv_mu);
+	srv_header("Content-Type", h, sizeof(h));
+	assert_string_equal(h, "application/octet-stream");
+	assert_true(progress_calls > 0);
+	assert_int_equal(progress_done, OK_LEN);
+	assert_int_equal(progress_total, OK_LEN);
+
+	/* The first size bytes only; and a given type. */
+	o.content_type = "application/zip";
+	if (fetch_put_file(&o, 1000, &res, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	hex_digest(GNUTLS_DIG_SHA256, ok_body, 1000, hex);
+	assert_string_equal(res.sha256, hex);
+	pthread_mutex_lock(&srv_mu);
+	assert_int_equal(srv_put_len, 1000);
+	pthread_mutex_unlock(&srv_mu);
+	srv_header("Content-Type", h, sizeof(h));
+	assert_string_equal(h, "application/zip");
+	close(o.fd);
+}
+
+static void
+test_put_4xx(void **state)
+{
+	struct fetch_opts	o = { 0 };
+	struct fetch_result	res;
+	char			err[ERRLEN], url[256];
+
+	o.fd = in_open(state, ok_body, OK_LEN);
+	url_of(url, sizeof(url), "/put-403");
+	o.url = url;
+	srv_reset();
+	assert_int_equal(fetch_put_file(&o, OK_LEN, &res, err, sizeof(err)),
+	    -1);
+	assert_contains(err, "HTTP 403");
+	assert_contains(err, url);
+	assert_int_equal(res.attempts, 1);
+	assert_int_equal(res.http_status, 403);
+	assert_int_equal(srv_hits("/put-403"), 1);
+	close(o.fd);
+}
+
+/* The retry sends the whole file again, and hashes only that. */
+static void
+test_put_5xx(void **state)
+{
+	struct fetch_opts	o = { 0 };
+	struct fetch_result	res;
+	char			err[ERRLEN], url[256], hex[65];
+
+	o.fd = in_open(state, ok_body, OK_LEN);
+	url_of(url, sizeof(url), "/put-500-then-ok");
+	o.url = url;
+	srv_reset();
+	if (fetch_put_file(&o, OK_LEN, &res, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(res.attempts, 2);
+	assert_int_equal(srv_hits("/put-500-then-ok"), 2);
+	assert_int_equal(res.bytes, OK_LEN);
+	hex_digest(GNUTLS_DIG_SHA256, ok_body, OK_LEN, hex);
+	assert_string_equal(res.sha256, hex);
+	pthread_mutex_lock(&srv_mu);
+	assert_int_equal(srv_put_len, OK_LEN);
+	assert_string_equal(srv_put_sha, hex);
+	pthread_mutex_unlock(&srv_mu);
+
+	url_of(url, sizeof(url), "/always-500");
+	o.tries = 2;
+	assert_int_equal(fetch_put_file(&o, OK_LEN, &res, err, sizeof(err)),
+	    -1);
+	assert_contains(err, "gave up after 2 attempts");
+	close(o.fd);
+}
+
+/* A file shorter than promised fails at once, plainly. */
+static void
+test_put_short(void **state)
+{
+	struct fetch_opts	o = { 0 };
+	struct fetch_result	res;
+	struct fetch_s3		s3;
+	char			err[ERRLEN], url[256], endpoint[64];
+
+	o.fd = in_open(state, ok_body, 1000);
+	url_of(url, sizeof(url), "/put");
+	o.url = url;
+	assert_int_equal(fetch_put_file(&o, 2000, &res, err, sizeof(err)), -1);
+	assert_contains(err, "cannot upload to");
+	assert_contains(err, "has fewer than 2000 bytes");
+	assert_int_equal(res.attempts, 1);
+
+	/* For S3 it is found while hashing, before any request. */
+	s3_of(&s3, endpoint, sizeof(endpoint));
+	o.s3 = &s3;
+	o.url = "s3://bkt/up";
+	srv_reset();
+	assert_int_equal(fetch_put_file(&o, 2000, &res, err, sizeof(err)), -1);
+	assert_contains(err, "cannot upload to s3://bkt/up: the file to send "
+	    "has fewer than 2000 bytes");
+	assert_int_equal(res.attempts, 0);
+	assert_int_equal(srv_hits("/bkt/up"), 0);
+
+	o.fd = -1;
+	assert_int_equal(fetch_put_file(&o, 1, &res, err, sizeof(err)), -1);
+	assert_contains(err, "no input file");
+}
+
+static void
+test_put_cancel(void **state)
+{
+	struct fetch_opts	o = { .progress = progress_cancel_on_bytes };
+	struct fetch_result	res;
+	char			err[ERRLEN], url[256];
+	int			cancels = 0;
+
+	o.fd = in_open(state, big_body, BIG_LEN);
+	o.arg = &cancels;
+	url_of(url, sizeof(url), "/put");
+	o.url = url;
+	assert_int_equal(fetch_put_file(&o, BIG_LEN, &res, err, sizeof(err)),
+	    -1);
+	assert_int_equal(res.cancelled, 1);
+	assert_int_equal(res.attempts, 1);
+	assert_contains(err, "cancelled while uploading to");
+	close(o.fd);
+}
+
+/*
+ * A signed PUT says the SHA-256 of its body in x-amz-content-sha256,
+ * signed with Content-Type, so that S3 can check what arrived.
+ */
+static void
+test_put_s3(void **state)
+{
+	struct fetch_s3		s3;
+	struct fetch_opts	o = { .url = "s3://bkt/up", .s3 = &s3,
+				    .content_type = "application/zip" };
+	struct fetch_result	res;
+	char			err[ERRLEN], endpoint[64], hex[65], h[1024];
+
+	s3_of(&s3, endpoint, sizeof(endpoint));
+	s3.session_token = NULL;
+	o.fd = in_open(state, ok_body, OK_LEN);
+	srv_reset();
+	if (fetch_put_file(&o, OK_LEN, &res, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	hex_digest(GNUTLS_DIG_SHA256, ok_body, OK_LEN, hex);
+	assert_string_equal(res.sha256, hex);
+	assert_int_equal(srv_hits("/bkt/up"), 1);
+	srv_header("x-amz-content-sha256", h, sizeof(h));
+	assert_string_equal(h, hex);
+	srv_header("Authorization", h, sizeof(h));
+	assert_contains(h, "SignedHeaders=content-type;host;"
+	    "x-amz-content-sha256;x-amz-date, ");
+	pthread_mutex_lock(&srv_mu);
+	assert_int_equal(srv_put_len, OK_LEN);
+	assert_string_equal(srv_put_sha, hex);
+	pthread_mutex_unlock(&srv_mu);
+
+	/* S3's reason, as for a GET. */
+	o.url = "s3://bkt/denied";
+	assert_int_equal(fetch_put_file(&o, OK_LEN, &res, err, sizeof(err)),
+	    -1);
+	assert_contains(err, "s3://bkt/denied: HTTP 403 AccessDenied: Access");
+	assert_int_equal(res.attempts, 1);
+	close(o.fd);
+}
+
 static int
 progress_count(void *arg, uint64_t done, uint64_t total)
 {
@@ -772,6 +1326,23 @@ progress_cancel_later(void *arg, uint64_t done, uint64_t total)
 }
 
 static void
+check_urls(int (*ok)(const char *, char *, size_t),
+    const struct url_case *t, size_t n)
+{
+	char	why[256];
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		why[0] = '\0';
+		if (ok(t[i].url, why, sizeof(why)) != t[i].ok)
+			fail_msg("%s: expected %d (%s)", t[i].url ? t[i].url :
+			    "NULL", t[i].ok, why);
+		if (t[i].why != NULL)
+			assert_contains(why, t[i].why);
+	}
+}
+
+static void
 url_of(char *url, size_t len, const char *path)
 {
 	snprintf(url, len, "http://127.0.0.1:%d%s", srv_port, path);
@@ -788,6 +1359,61 @@ out_open(void **state)
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	assert_true(fd != -1);
 	return fd;
+}
+
+/* A file in the test's directory holding len bytes of body, its offset
+ * at the end (a PUT must not care). */
+static int
+in_open(void **state, const char *body, size_t len)
+{
+	char	path[PATH_MAX];
+	int	fd;
+
+	unit_path(path, *state, "in");
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, body, len), (ssize_t)len);
+	return fd;
+}
+
+/* The loopback server as an S3 endpoint, with a key pair and a token. */
+static void
+s3_of(struct fetch_s3 *s3, char *endpoint, size_t len)
+{
+	snprintf(endpoint, len, "http://127.0.0.1:%d/", srv_port);
+	s3->endpoint = endpoint;
+	s3->region = "us-east-1";
+	s3->access_key_id = S3_KEY_ID;
+	s3->secret_access_key = S3_SECRET;
+	s3->session_token = S3_TOKEN;
+}
+
+/* Sends stderr, where the log goes, to a file path in the test's
+ * directory until log_release; returns the saved stderr. */
+static int
+log_capture(void **state, char *path)
+{
+	int	saved, fd;
+
+	unit_path(path, *state, "stderr");
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd != -1);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved != -1);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	return saved;
+}
+
+/* Puts stderr back and reads what was logged into out. */
+static void
+log_release(int saved, const char *path, char *out, size_t outlen)
+{
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	unit_read(path, out, outlen);
 }
 
 static int
@@ -886,7 +1512,7 @@ srv_serve(int c)
 {
 	struct pollfd	pfd = { c, POLLIN, 0 };
 	struct srv_route	*r = NULL;
-	char		req[4096], path[256], *ua, *end;
+	char		req[4096], method[8], path[256], *ua, *end;
 	size_t		len = 0, i;
 	ssize_t		n;
 	int		hit = 0;
@@ -901,10 +1527,16 @@ srv_serve(int c)
 		if (strstr(req, "\r\n\r\n") != NULL)
 			break;
 	}
-	if (sscanf(req, "GET %255s HTTP/1.1", path) != 1)
+	if (sscanf(req, "%7s %255s HTTP/1.1", method, path) != 2 ||
+	    (strcmp(method, "GET") != 0 && strcmp(method, "PUT") != 0))
 		return;
+	if (strcmp(method, "PUT") == 0)
+		srv_read_body(c, req, len);
 
 	pthread_mutex_lock(&srv_mu);
+	end = strstr(req, "\r\n\r\n");
+	snprintf(srv_last, sizeof(srv_last), "%.*s", (int)(end - req + 2),
+	    req);
 	if ((ua = strstr(req, "\r\nUser-Agent: ")) != NULL) {
 		ua += strlen("\r\nUser-Agent: ");
 		if ((end = strstr(ua, "\r\n")) != NULL)
@@ -921,6 +1553,65 @@ srv_serve(int c)
 		srv_404(c, 1);
 	else
 		r->fn(c, hit);
+}
+
+/*
+ * The body of a PUT whose head (and perhaps the body's start) is in req:
+ * answers "Expect: 100-continue", reads Content-Length bytes and keeps
+ * their length and SHA-256 for the test to check.
+ */
+static void
+srv_read_body(int c, const char *req, size_t len)
+{
+	struct pollfd		 pfd = { c, POLLIN, 0 };
+	gnutls_hash_hd_t	 h;
+	const char		*body, *cl;
+	unsigned char		 d[32];
+	char			 buf[8192], hex[65];
+	uint64_t		 want = 0, got;
+	ssize_t			 n;
+	size_t			 i;
+
+	body = strstr(req, "\r\n\r\n") + 4;
+	if ((cl = strcasestr(req, "\r\nContent-Length: ")) != NULL)
+		want = strtoull(cl + 18, NULL, 10);
+	if (strcasestr(req, "\r\nExpect: 100-continue") != NULL)
+		srv_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
+		return;
+	got = len - (size_t)(body - req);
+	gnutls_hash(h, body, (size_t)got);
+	while (got < want && poll(&pfd, 1, 2000) > 0) {
+		if ((n = recv(c, buf, sizeof(buf), 0)) <= 0)
+			break;
+		gnutls_hash(h, buf, (size_t)n);
+		got += (uint64_t)n;
+	}
+	gnutls_hash_deinit(h, d);
+	for (i = 0; i < sizeof(d); i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	pthread_mutex_lock(&srv_mu);
+	srv_put_len = got;
+	memcpy(srv_put_sha, hex, sizeof(srv_put_sha));
+	pthread_mutex_unlock(&srv_mu);
+}
+
+/* The value of header name in the last request, or "". */
+static void
+srv_header(const char *name, char *out, size_t outlen)
+{
+	char	pat[128];
+	char	*p, *end;
+
+	snprintf(pat, sizeof(pat), "\r\n%s: ", name);
+	out[0] = '\0';
+	pthread_mutex_lock(&srv_mu);
+	if ((p = strcasestr(srv_last, pat)) != NULL) {
+		p += strlen(pat);
+		if ((end = strstr(p, "\r\n")) != NULL)
+			snprintf(out, outlen, "%.*s", (int)(end - p), p);
+	}
+	pthread_mutex_unlock(&srv_mu);
 }
 
 /* Writes it all, or stops quietly when the client has gone. */
@@ -1088,6 +1779,65 @@ srv_sidecar(int c, int hit)
 	srv_head(c, "200 OK", "Content-Type: text/plain\r\n",
 	    (long)strlen(SIDECAR));
 	srv_send(c, SIDECAR, strlen(SIDECAR));
+}
+
+static void
+srv_put(int c, int hit)
+{
+	(void)hit;
+	srv_head(c, "200 OK", "ETag: \"x\"\r\n", 0);
+}
+
+static void
+srv_put_403(int c, int hit)
+{
+	(void)hit;
+	srv_head(c, "403 Forbidden", NULL, 7);
+	srv_send(c, "denied\n", 7);
+}
+
+static void
+srv_put_500_then_ok(int c, int hit)
+{
+	if (hit == 1)
+		srv_500(c);
+	else
+		srv_put(c, hit);
+}
+
+/* An S3 error: status, extra headers and the XML body. */
+static void
+srv_xml(int c, const char *status, const char *extra, const char *xml)
+{
+	char	h[256];
+
+	snprintf(h, sizeof(h), "Content-Type: application/xml\r\n%s",
+	    extra ? extra : "");
+	srv_head(c, status, h, (long)strlen(xml));
+	srv_send(c, xml, strlen(xml));
+}
+
+static void
+srv_s3_denied(int c, int hit)
+{
+	(void)hit;
+	srv_xml(c, "403 Forbidden", NULL, S3_DENIED);
+}
+
+static void
+srv_s3_moved(int c, int hit)
+{
+	(void)hit;
+	srv_xml(c, "301 Moved Permanently", "Location: /ok\r\n", S3_MOVED);
+}
+
+static void
+srv_s3_slowdown_then_ok(int c, int hit)
+{
+	if (hit == 1)
+		srv_xml(c, "503 Slow Down", NULL, S3_SLOWDOWN);
+	else
+		srv_ok(c, hit);
 }
 
 static int
