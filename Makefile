@@ -6,7 +6,7 @@ CC	?= cc
 PKGS	:= libulfius libmicrohttpd jansson gnutls sqlite3 libcurl libzip
 DEB_PKGS := build-essential pkg-config libulfius-dev libmicrohttpd-dev \
 	libjansson-dev libcurl4-gnutls-dev libgnutls28-dev libsqlite3-dev \
-	libzip-dev zip unzip libcmocka-dev sqlite3 curl openssl nodejs cppcheck clang-tidy \
+	libzip-dev zip unzip libcmocka-dev sqlite3 curl openssl nodejs npm cppcheck clang-tidy \
 	libzookeeper-mt-dev zookeeper
 
 # Empty until `make deps` has installed the -dev packages.

@@ -9,6 +9,9 @@ for p in "$@"; do
 	nodejs)
 		# Any node >= 18 will do, Debian's or another.
 		command -v node >/dev/null 2>&1 && continue ;;
+	npm)
+		# Debian's nodejs comes without npm; other builds bring it.
+		command -v npm >/dev/null 2>&1 && continue ;;
 	esac
 	s=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
 	case $s in
