@@ -143,7 +143,25 @@ const struct job_kind prepare_job_kinds[] = {
 void
 prepare_init(const struct config *cf)
 {
+	FILE	*f;
+	int	 on = -1;
+
 	prepare_cf = cf;
+	/*
+	 * Snapshots are read as root.  Without protected hard links a
+	 * service could link a file it may not read (say /etc/shadow) into
+	 * its runtime directory and have nodee upload it.
+	 */
+	if ((f = fopen("/proc/sys/fs/protected_hardlinks", "re")) != NULL) {
+		if (fscanf(f, "%d", &on) != 1)
+			on = -1;
+		fclose(f);
+	}
+	if (on == 0 && geteuid() == 0)
+		log_warn("prepare", "fs.protected_hardlinks is 0: a service "
+		    "can hard-link files it may not read into its runtime "
+		    "directory, and a snapshot would upload them; set "
+		    "sysctl fs.protected_hardlinks=1");
 }
 
 void
