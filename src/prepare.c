@@ -672,14 +672,19 @@ prepare_run(struct job *j, void *arg, char *err, size_t errlen)
 		}
 		json_array_append_new(results, json_pack("{s:i, s:s}", "step",
 		    r.step, "result", skipped ? "skipped: optional, and the "
-		    "server has no such object (404)" : "done"));
+		    "server has no such object (404)" : "staged"));
 	}
 	if (jobs_cancelled(j)) {
 		snprintf(err, errlen, "cancelled");
 		goto out;
 	}
 	jobs_progress(j, "apply", 0, 0);
-	rc = prepare_apply(&r, rtfd, err, errlen);
+	if ((rc = prepare_apply(&r, rtfd, err, errlen)) == 0)
+		json_array_foreach(results, i, step)
+			if (strcmp(json_string_value(json_object_get(step,
+			    "result")), "staged") == 0)
+				json_object_set_new(step, "result",
+				    json_string("done"));
 out:
 	(void)jobs_save_params(j);
 	if (rtfd != -1)
