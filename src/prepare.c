@@ -84,6 +84,7 @@ struct prep_run {
 	struct prep_item	*items;
 	size_t			 nitems, capitems;
 	unsigned		 seq;		/* staged names */
+	uint64_t		 fetched;	/* bytes downloaded */
 	int			 step, nsteps;
 };
 
@@ -678,7 +679,8 @@ prepare_run(struct job *j, void *arg, char *err, size_t errlen)
 		snprintf(err, errlen, "cancelled");
 		goto out;
 	}
-	jobs_progress(j, "apply", 0, 0);
+	/* The bytes fetched stay shown once the job is done. */
+	jobs_progress(j, "apply", r.fetched, r.fetched);
 	if ((rc = prepare_apply(&r, rtfd, err, errlen)) == 0)
 		json_array_foreach(results, i, step)
 			if (strcmp(json_string_value(json_object_get(step,
@@ -1042,8 +1044,8 @@ prepare_creds_check(const json_t *creds, char *err, size_t errlen)
 		}
 		if (json_object_get(c, "access_key_id") == NULL ||
 		    json_object_get(c, "secret_access_key") == NULL) {
-			snprintf(err, errlen, "%s: access_key_id and "
-			    "secret_access_key are required", name);
+			snprintf(err, errlen, "credentials.%s: access_key_id "
+			    "and secret_access_key are required", name);
 			return -1;
 		}
 		if ((v = json_object_get(c, "endpoint")) != NULL &&
@@ -1634,6 +1636,7 @@ prepare_fetch(struct prep_run *r, const json_t *st, int *skipped, char *err,
 		}
 		goto out;
 	}
+	r->fetched += fr.bytes;
 	if (want != NULL && strcasecmp(want, fr.sha256) != 0) {
 		snprintf(err, errlen, "checksum mismatch: expected sha256 %s, "
 		    "downloaded %s", want, fr.sha256);
