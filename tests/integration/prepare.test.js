@@ -1221,3 +1221,54 @@ test('no secret in any job, event or the daemon log', async () => {
   }
   assert.ok(all.json.jobs.some((jb) => jb.kind === 'service.prepare'));
 });
+
+test('a daemon killed (-9) during a prepare job: the next one runs the job again and starts the service; no half runtime dir', async () => {
+  const c = '1.crashprep.tst.cell';
+  const blob = crypto.randomBytes(120 * 1024);
+  depot.files.set('/files/crash.bin', blob);
+  depot.behaviour.set('/files/crash.bin', 'slow');
+  const prefix = newPrefix();
+  const opts = { prefix, args: ['--depot', depot.url], env: { NODEE_INSTANCE: NODE } };
+  let d = await startNodee(opts);
+  const svc = async () => (await d.req({ path: `/api/v1/services/${c}` })).json;
+  try {
+    let r = await d.req({ method: 'POST', path: '/api/v1/artifacts', body: { artifact: GAV } });
+    assert.equal(r.status, 202, r.text);
+    await waitFor(async () => (await d.req({ path: '/api/v1/artifacts/com.test/prep/1' })).status === 200,
+      'the artifact installed');
+    r = await d.req({ method: 'PUT', path: `/api/v1/services/${c}`, body: { artifact: GAV,
+      prepare: [{ fetch: `${depot.url}/files/crash.bin`, to: 'crash.bin', sha256: sha256(blob) }] } });
+    assert.ok([200, 201].includes(r.status), r.text);
+    const mid = await waitFor(async () => {
+      const x = await svc();
+      return x.state === 'preparing' && x.job ? x : null;
+    }, 'preparing', 5000);
+    await waitFor(async () => {
+      const j = (await d.req({ path: `/api/v1/jobs/${mid.job}` })).json;
+      return j.state === 'running' && j.bytes_done > 0;
+    }, 'the download under way', 5000);
+    d.proc.kill('SIGKILL');
+    await d.exitPromise;
+    assert.equal(fs.existsSync(rundir(prefix, c)), false, 'no half-made runtime directory');
+    depot.behaviour.delete('/files/crash.bin');
+
+    d = await startNodee(opts);
+    const s = await waitFor(async () => {
+      const x = await svc();
+      return x.state === 'running' ? x : null;
+    }, 'running after the restart', 15000);
+    assert.ok(s.pid > 0);
+    assert.ok(fs.readFileSync(path.join(rundir(prefix, c), 'crash.bin')).equals(blob));
+    const j = (await d.req({ path: `/api/v1/jobs/${mid.job}` })).json;
+    assert.equal(j.state, 'succeeded', j.error);
+    assert.equal(j.runs, 2, 'the interrupted job ran again');
+    assert.equal(fs.readdirSync(path.join(prefix, 'tmp')).length, 0, 'tmp/ is empty');
+  } finally {
+    await d.req({ method: 'DELETE', path: `/api/v1/services/${c}?purge=true` }).catch(() => {});
+    await waitFor(async () => (await d.req({ path: `/api/v1/services/${c}` })).status === 404,
+      'deleted', 15000).catch(() => {});
+    const st = await d.stop('SIGTERM');
+    assert.equal(sanitizerReport(d.stderr), null, d.stderr);
+    assert.deepEqual(st, { code: 0, signal: null }, d.stderr);
+  }
+});
