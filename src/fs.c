@@ -1,11 +1,19 @@
 /*
- * fs: the installed tree is read-only (directories 0555), so removing it
- * means giving the owner write permission on each directory first; nftw
- * visits directories before their contents (FTW_PHYS: symlinks are never
- * followed), then a depth-first pass deletes.
+ * fs: file-system helpers for the jobs and the supervisor.
+ *
+ * Removal walks descriptors, never paths: a tree being removed may belong
+ * to a service (a purged runtime directory, an old directory a prepare job
+ * moved aside), and a service process still running could swap one of its
+ * directories for a symlink while root walks it.  Each directory is
+ * opened with O_NOFOLLOW from its parent's descriptor and emptied through
+ * that descriptor (unlinkat), so a swap can at worst leave something
+ * behind, never reach outside.  An installed artifact is read-only
+ * (directories 0555): a directory nodee's own user owns gets owner write
+ * permission, on its descriptor, before it is emptied.
  */
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -16,10 +24,15 @@
 
 #include "fs.h"
 
-static int	fs_unlock(const char *, const struct stat *, int,
-		    struct FTW *);
-static int	fs_remove(const char *, const struct stat *, int,
-		    struct FTW *);
+/*
+ * Two descriptors per level; a directory deeper than this is moved up to
+ * the top of the tree being removed and emptied from there, so a service
+ * nesting directories thousands deep costs passes, not descriptors.
+ */
+#define FS_DEPTH_MAX	64
+#define FS_PASSES_MAX	10000
+
+static int	fs_rm_at(int, int, int, unsigned *);
 static int	fs_chown_one(const char *, const struct stat *, int,
 		    struct FTW *);
 
@@ -32,14 +45,109 @@ int
 fs_rmtree(const char *path)
 {
 	struct stat	st;
+	unsigned	moved = 0;
+	int		fd, rc;
 
 	if (lstat(path, &st) != 0)
 		return errno == ENOENT ? 0 : -1;
 	if (!S_ISDIR(st.st_mode))
-		return unlink(path);
-	if (nftw(path, fs_unlock, 64, FTW_PHYS) != 0)
+		return unlink(path) != 0 && errno != ENOENT ? -1 : 0;
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return errno == ENOENT ? 0 : -1;
+	if (fstat(fd, &st) == 0 && st.st_uid == geteuid() &&
+	    (st.st_mode & 0700) != 0700)
+		(void)fchmod(fd, (st.st_mode & 07777) | 0700);
+	rc = fs_rm_at(fd, fd, 0, &moved);
+	close(fd);
+	if (rc != 0)
 		return -1;
-	return nftw(path, fs_remove, 64, FTW_PHYS | FTW_DEPTH);
+	return rmdir(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* Empties the directory dfd, of the tree whose top is topfd. */
+static int
+fs_rm_at(int topfd, int dfd, int depth, unsigned *moved)
+{
+	DIR		*d;
+	struct dirent	*de;
+	struct stat	 st;
+	char		 up[32];
+	int		 fd, dupfd, rc = 0, pass, seen = 1;
+
+	/*
+	 * Entries removed while reading may hide others, and the top takes
+	 * directories moved up from below: read again until empty.
+	 */
+	for (pass = 0; pass < (depth == 0 ? FS_PASSES_MAX : 3) && seen;
+	    pass++) {
+		seen = 0;
+		if ((dupfd = dup(dfd)) == -1)
+			return -1;
+		if ((d = fdopendir(dupfd)) == NULL) {
+			close(dupfd);
+			return -1;
+		}
+		rewinddir(d);
+		rc = 0;
+		while ((de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			seen = 1;
+			if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) !=
+			    0) {
+				if (errno != ENOENT)
+					rc = -1;
+				continue;
+			}
+			if (!S_ISDIR(st.st_mode)) {
+				if (unlinkat(dfd, de->d_name, 0) != 0 &&
+				    errno != ENOENT)
+					rc = -1;
+				continue;
+			}
+			if (depth + 1 >= FS_DEPTH_MAX) {
+				for (;;) {
+					snprintf(up, sizeof(up), ".rm-%u",
+					    (*moved)++);
+					if (renameat2(dfd, de->d_name, topfd,
+					    up, RENAME_NOREPLACE) == 0)
+						break;
+					if (errno != EEXIST) {
+						if (errno != ENOENT)
+							rc = -1;
+						break;
+					}
+				}
+				continue;
+			}
+			fd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY |
+			    O_NOFOLLOW | O_CLOEXEC);
+			if (fd == -1) {
+				/* Swapped for a link or a file: that goes. */
+				if ((errno == ELOOP || errno == ENOTDIR) &&
+				    unlinkat(dfd, de->d_name, 0) == 0)
+					continue;
+				if (errno != ENOENT)
+					rc = -1;
+				continue;
+			}
+			if (fstat(fd, &st) == 0 && st.st_uid == geteuid() &&
+			    (st.st_mode & 0700) != 0700)
+				(void)fchmod(fd, (st.st_mode & 07777) | 0700);
+			if (fs_rm_at(topfd, fd, depth + 1, moved) != 0)
+				rc = -1;
+			close(fd);
+			if (unlinkat(dfd, de->d_name, AT_REMOVEDIR) != 0 &&
+			    errno != ENOENT)
+				rc = -1;
+		}
+		closedir(d);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* mkdir -p; an existing directory is fine, anything else there is not. */
@@ -127,21 +235,3 @@ fs_chown_one(const char *path, const struct stat *st, int type,
 	return lchown(path, fs_chown_uid, fs_chown_gid);
 }
 
-static int
-fs_unlock(const char *path, const struct stat *st, int type, struct FTW *f)
-{
-	(void)f;
-	if (type == FTW_D && (st->st_mode & 0700) != 0700)
-		(void)chmod(path, (st->st_mode & 07777) | 0700);
-	return 0;
-}
-
-static int
-fs_remove(const char *path, const struct stat *st, int type, struct FTW *f)
-{
-	(void)st;
-	(void)f;
-	if (type == FTW_DP || type == FTW_D)
-		return rmdir(path) != 0 && errno != ENOENT ? -1 : 0;
-	return unlink(path) != 0 && errno != ENOENT ? -1 : 0;
-}
