@@ -91,6 +91,7 @@ struct prep_run {
 static const struct config	*prepare_cf;
 static prepare_listener		 prepare_listen;
 
+static void	prepare_sweep_snapshots(void);
 static int	prepare_run(struct job *, void *, char *, size_t);
 static void	prepare_done(struct job *, void *, const char *, const char *);
 static int	prepare_snapshot_run(struct job *, void *, char *, size_t);
@@ -107,6 +108,8 @@ static int	prepare_step_check(const struct config *, const json_t *,
 		    json_t *, size_t, char *, size_t);
 static json_t	*prepare_cred_json(const json_t *, const char *, char *,
 		    size_t);
+static json_t	*prepare_snapshot_target(const json_t *, const struct coord *,
+		    char *, size_t);
 static void	prepare_cred_use(const json_t *, struct fetch_s3 *);
 static int	prepare_vars_for(const json_t *, const struct coord *,
 		    struct prepare_vars *, char *, size_t, char *, size_t, char *,
@@ -131,6 +134,7 @@ static int	prepare_apply_one(struct prep_run *, int, const char *,
 static int	prepare_parent(struct prep_run *, int, const char *, char *,
 		    size_t);
 static int	prepare_preflight(struct prep_run *, int, char *, size_t);
+static int	prepare_mkdir(struct prep_run *, int, const char *);
 static void	prepare_step_name(const struct prep_run *, int, char *, size_t);
 static int	prepare_progress(void *, uint64_t, uint64_t);
 static char	*prepare_join(const char *, const char *);
@@ -141,6 +145,31 @@ const struct job_kind prepare_job_kinds[] = {
 	{ NULL,			NULL,			NULL },
 };
 
+/*
+ * libzip writes an archive as <name>.XXXXXX and renames it at the end: a
+ * crash in between leaves that half archive in state/snapshots.  Kept
+ * archives (job-<id>.zip) stay for their retry.
+ */
+static void
+prepare_sweep_snapshots(void)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		 dir[PATH_MAX];
+
+	if (snprintf(dir, sizeof(dir), "%s/state/snapshots",
+	    prepare_cf->prefix) >= (int)sizeof(dir) ||
+	    (d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, "job-", 4) == 0 &&
+		    strstr(de->d_name, ".zip.") != NULL &&
+		    unlinkat(dirfd(d), de->d_name, 0) == 0)
+			log_info("prepare", "removed %s/%s, a snapshot archive "
+			    "a crash left half written", dir, de->d_name);
+	closedir(d);
+}
+
 void
 prepare_init(const struct config *cf)
 {
@@ -148,6 +177,7 @@ prepare_init(const struct config *cf)
 	int	 on = -1;
 
 	prepare_cf = cf;
+	prepare_sweep_snapshots();
 	/*
 	 * Snapshots are read as root.  Without protected hard links a
 	 * service could link a file it may not read (say /etc/shadow) into
@@ -458,13 +488,11 @@ int64_t
 prepare_snapshot_submit(sqlite3 *db, const struct coord *c,
     const json_t *spec, const char *why, char *err, size_t errlen)
 {
-	struct prepare_vars	 vars;
 	json_t			*snap = json_object_get(spec, "snapshot");
-	json_t			*params, *priv, *cj = NULL, *busy;
+	json_t			*params, *priv, *busy;
 	const char		*to = json_string_value(json_object_get(snap,
 				    "to"));
-	char			 rt[PATH_MAX], art[PATH_MAX], shown[2048];
-	char			*url = NULL;
+	char			 shown[2048];
 	int64_t			 id;
 
 	if (to == NULL) {
@@ -480,30 +508,56 @@ prepare_snapshot_submit(sqlite3 *db, const struct coord *c,
 		json_decref(busy);
 		return -1;
 	}
-	if (prepare_vars_for(spec, c, &vars, rt, sizeof(rt), art, sizeof(art),
-	    err, errlen) != 0 ||
-	    prepare_render(to, strlen(to), &vars, &url, NULL, err, errlen) != 0)
+	if ((priv = prepare_snapshot_target(spec, c, err, errlen)) == NULL)
 		return -1;
-	if (strncmp(url, "s3://", 5) == 0 && (cj = prepare_cred_json(spec,
-	    json_string_value(json_object_get(snap, "credentials")), err,
-	    errlen)) == NULL) {
-		free(url);
-		return -1;
-	}
-	fetch_url_redact(url, shown, sizeof(shown));
+	fetch_url_redact(json_string_value(json_object_get(priv, "url")),
+	    shown, sizeof(shown));
 	params = json_pack("{s:s, s:s, s:O, s:s}", "coordinate", c->name,
 	    "url", shown, "paths", json_object_get(snap, "paths"), "why", why);
-	priv = json_pack("{s:s}", "url", url);
-	if (cj != NULL)
-		json_object_set_new(priv, "s3", cj);
 	id = jobs_insert(db, "service.snapshot", c->name, params, priv);
 	json_decref(params);
 	json_decref(priv);
-	free(url);
 	if (id < 0)
 		snprintf(err, errlen, "cannot queue the snapshot job: %s",
 		    sqlite3_errmsg(db));
 	return id;
+}
+
+/*
+ * Where a snapshot of the service goes, resolved now: {"url", "s3"?} with
+ * the URL's names substituted and the credentials to sign with.
+ */
+static json_t *
+prepare_snapshot_target(const json_t *spec, const struct coord *c,
+    char *err, size_t errlen)
+{
+	struct prepare_vars	 vars;
+	json_t			*snap = json_object_get(spec, "snapshot");
+	json_t			*priv, *cj = NULL;
+	const char		*to = json_string_value(json_object_get(snap,
+				    "to"));
+	char			 rt[PATH_MAX], art[PATH_MAX], *url = NULL;
+
+	if (to == NULL) {
+		snprintf(err, errlen, "%s has no snapshot rule in its spec",
+		    c->name);
+		return NULL;
+	}
+	if (prepare_vars_for(spec, c, &vars, rt, sizeof(rt), art, sizeof(art),
+	    err, errlen) != 0 ||
+	    prepare_render(to, strlen(to), &vars, &url, NULL, err, errlen) != 0)
+		return NULL;
+	if (strncmp(url, "s3://", 5) == 0 && (cj = prepare_cred_json(spec,
+	    json_string_value(json_object_get(snap, "credentials")), err,
+	    errlen)) == NULL) {
+		free(url);
+		return NULL;
+	}
+	priv = json_pack("{s:s}", "url", url);
+	if (cj != NULL)
+		json_object_set_new(priv, "s3", cj);
+	free(url);
+	return priv;
 }
 
 /*
@@ -547,6 +601,7 @@ prepare_snapshot_retry(sqlite3 *db, int64_t old, int *status, char *err,
 		    "already): take a new snapshot", (long long)old);
 		goto fail;
 	}
+	/* Its private part has the URL whole and the credentials. */
 	if (sqlite3_prepare_v2(db, "SELECT private FROM jobs WHERE id = ?", -1,
 	    &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, old);
@@ -556,23 +611,65 @@ prepare_snapshot_retry(sqlite3 *db, int64_t old, int *status, char *err,
 			    0), 0, &je);
 		sqlite3_finalize(st);
 	}
+	/*
+	 * The URL and credentials come from the service's spec as it is now:
+	 * a retry is how a wrong secret or an expired token gets fixed.  Only
+	 * a service that is gone (purged after its drain) keeps the old ones.
+	 */
+	{
+		struct coord	 c;
+		json_t		*spec = NULL, *fresh;
+		char		 e[512];
+
+		if (coord_parse(json_string_value(json_object_get(j,
+		    "subject")), &c, e, sizeof(e)) == 0 && sqlite3_prepare_v2(db,
+		    "SELECT secret_spec FROM services WHERE coordinate = ?", -1,
+		    &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_text(st, 1, c.name, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) == SQLITE_ROW &&
+			    sqlite3_column_type(st, 0) != SQLITE_NULL)
+				spec = json_loads((const char *)
+				    sqlite3_column_text(st, 0), 0, &je);
+			sqlite3_finalize(st);
+		}
+		if (spec != NULL && json_object_get(spec, "snapshot") != NULL) {
+			if ((fresh = prepare_snapshot_target(spec, &c, err,
+			    errlen)) == NULL) {
+				json_decref(spec);
+				*status = 409;
+				goto fail;
+			}
+			json_decref(priv);
+			priv = fresh;
+		}
+		json_decref(spec);
+	}
 	params = json_deep_copy(params);
+	{
+		char	shown[2048];
+
+		fetch_url_redact(json_string_value(json_object_get(priv,
+		    "url")), shown, sizeof(shown));
+		json_object_set_new(params, "url", json_string(shown));
+	}
 	json_object_set_new(params, "retry_of", json_integer(old));
 	json_object_set_new(params, "why", json_string("retry"));
 	id = jobs_insert(db, "service.snapshot", json_string_value(
 	    json_object_get(j, "subject")), params, priv);
 	json_decref(params);
 	json_decref(priv);
+	priv = NULL;
 	if (id < 0) {
-		snprintf(err, errlen, "a snapshot of %s is already queued or "
-		    "running", json_string_value(json_object_get(j,
-		    "subject")));
+		snprintf(err, errlen, "cannot queue the retry: %s (is a snapshot "
+		    "of %s already queued or running?)", sqlite3_errmsg(db),
+		    json_string_value(json_object_get(j, "subject")));
 		goto fail;
 	}
 	json_decref(j);
 	*status = 202;
 	return id;
 fail:
+	json_decref(priv);
 	json_decref(j);
 	return -1;
 }
@@ -1053,6 +1150,12 @@ prepare_creds_check(const json_t *creds, char *err, size_t errlen)
 			snprintf(err, errlen, "%sendpoint: %s", where, e);
 			return -1;
 		}
+		if (v != NULL && strpbrk(json_string_value(v), "@?#") != NULL) {
+			snprintf(err, errlen, "%sendpoint: an S3 endpoint is a "
+			    "scheme, a host, a port and perhaps a path: no user "
+			    "information, query or fragment", where);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -1306,9 +1409,12 @@ prepare_add(struct prep_run *r, enum prep_item_kind kind, const char *staged,
 	n->kind = kind;
 	n->keep = keep;
 	n->step = r->step;
-	n->staged = staged ? strdup(staged) : NULL;
-	if ((n->rel = strdup(rel)) == NULL)
+	n->staged = NULL;
+	if ((staged != NULL && (n->staged = strdup(staged)) == NULL) ||
+	    (n->rel = strdup(rel)) == NULL) {
+		free(n->staged);
 		return -1;
+	}
 	/* "conf/" and "conf" are the same place. */
 	while ((len = strlen(n->rel)) > 1 && n->rel[len - 1] == '/')
 		n->rel[len - 1] = '\0';
@@ -1437,8 +1543,13 @@ prepare_copy_tree(struct prep_run *r, int dfd, const char *rel, int keep,
 		return -1;
 	}
 	if (prepare_add(r, IT_DIR, NULL, rel, 1) != 0 ||
-	    (dup_fd = dup(dfd)) == -1 || (d = fdopendir(dup_fd)) == NULL) {
+	    (dup_fd = dup(dfd)) == -1) {
 		snprintf(err, errlen, "%s: %s", rel, strerror(errno));
+		return -1;
+	}
+	if ((d = fdopendir(dup_fd)) == NULL) {
+		snprintf(err, errlen, "%s: %s", rel, strerror(errno));
+		close(dup_fd);
 		return -1;
 	}
 	while (rc == 0 && (de = readdir(d)) != NULL) {
@@ -1512,7 +1623,7 @@ prepare_template(struct prep_run *r, const json_t *st, char *err,
 	struct stat	 sb;
 	char		 staged[PATH_MAX], *in = NULL, *out = NULL;
 	size_t		 len = 0, olen;
-	ssize_t		 n;
+	ssize_t		 n = 0;
 	int		 fd, ofd;
 
 	if ((fd = prepare_beneath(r->artfd, src, O_RDONLY | O_NONBLOCK, 0)) ==
@@ -1538,6 +1649,12 @@ prepare_template(struct prep_run *r, const json_t *st, char *err,
 	    (size_t)sb.st_size - len)) > 0)
 		len += (size_t)n;
 	close(fd);
+	if (len != (size_t)sb.st_size) {
+		free(in);
+		snprintf(err, errlen, "cannot read it whole: %s", n < 0 ?
+		    strerror(errno) : "it changed while read");
+		return -1;
+	}
 	if (memchr(in, '\0', len) != NULL) {
 		free(in);
 		snprintf(err, errlen, "not a text file (it contains NUL "
@@ -1739,6 +1856,11 @@ prepare_apply(struct prep_run *r, int rtfd, char *err, size_t errlen)
 	 */
 	if (!r->is_new && prepare_preflight(r, fd, err, errlen) != 0)
 		goto fail;
+	/* A stop or a delete (perhaps with purge) wants none of it. */
+	if (jobs_cancelled(r->j)) {
+		snprintf(err, errlen, "cancelled");
+		goto fail;
+	}
 	for (i = 0; i < r->nitems; i++)
 		if (prepare_apply_one(r, fd, trash, &r->items[i], (unsigned)i,
 		    err, errlen) != 0) {
@@ -1760,6 +1882,10 @@ prepare_apply(struct prep_run *r, int rtfd, char *err, size_t errlen)
 		close(fd);
 		snprintf(parent, sizeof(parent), "%s", r->rtdir);
 		*strrchr(parent, '/') = '\0';
+		if (jobs_cancelled(r->j)) {
+			snprintf(err, errlen, "cancelled");
+			return -1;
+		}
 		if (fs_mkdirs(parent, 0755) != 0 || rename(root, r->rtdir) !=
 		    0) {
 			snprintf(err, errlen, "cannot move the new runtime "
@@ -1803,9 +1929,7 @@ prepare_apply_one(struct prep_run *r, int rootfd, const char *trash,
 			    "directory", it->rel);
 			goto out;
 		}
-		if (!exists && (mkdirat(pfd, base, 0755) != 0 || (r->own &&
-		    fchownat(pfd, base, r->uid, r->gid, AT_SYMLINK_NOFOLLOW) !=
-		    0))) {
+		if (!exists && prepare_mkdir(r, pfd, base) != 0) {
 			snprintf(err, errlen, "%s: %s", it->rel,
 			    strerror(errno));
 			goto out;
@@ -1836,6 +1960,37 @@ prepare_apply_one(struct prep_run *r, int rootfd, const char *trash,
 out:
 	close(pfd);
 	return rc;
+}
+
+/*
+ * mkdir, then chown what was made through a descriptor of it: by name,
+ * the service could swap the new directory for a hard link to a file of
+ * root's between the two calls and be given that file.
+ */
+static int
+prepare_mkdir(struct prep_run *r, int pfd, const char *name)
+{
+	struct stat	st;
+	int		fd;
+
+	if (mkdirat(pfd, name, 0755) != 0)
+		return -1;
+	if (!r->own)
+		return 0;
+	if ((fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(fd, &st) != 0 || st.st_uid != geteuid()) {
+		close(fd);
+		errno = EPERM;	/* not the directory we made */
+		return -1;
+	}
+	if (fchown(fd, r->uid, r->gid) != 0) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
 }
 
 /* "step 2 (copy conf/)": how messages name a step. */
@@ -1945,9 +2100,8 @@ prepare_parent(struct prep_run *r, int rootfd, const char *rel, char *err,
 				*slash = '/';
 			if (pfd == -1)
 				goto fail;
-			if (mkdirat(pfd, slash ? slash + 1 : buf, 0755) != 0 ||
-			    (r->own && fchownat(pfd, slash ? slash + 1 : buf,
-			    r->uid, r->gid, AT_SYMLINK_NOFOLLOW) != 0)) {
+			if (prepare_mkdir(r, pfd, slash ? slash + 1 : buf) !=
+			    0) {
 				close(pfd);
 				goto fail;
 			}

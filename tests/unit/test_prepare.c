@@ -255,6 +255,10 @@ test_spec_s3(void **state)
 	refused("{\"artifact\": \"g:a:1\", \"credentials\": {\"b\": "
 	    "{\"access_key_id\": \"AK\", \"secret_access_key\": \"S\", "
 	    "\"endpoint\": \"file:///etc\"}}}", "credentials.b.endpoint");
+	refused("{\"artifact\": \"g:a:1\", \"credentials\": {\"b\": "
+	    "{\"access_key_id\": \"AK\", \"secret_access_key\": \"S\", "
+	    "\"endpoint\": \"http://admin:pw@127.0.0.1:9000/?t=1\"}}}",
+	    "no user information, query or fragment");
 	refused("{\"artifact\": \"g:a:1\", \"prepare\": [{\"fetch\": "
 	    "\"s3://B_ad/k\", \"to\": \"a\"}]}", "prepare[0].fetch");
 
