@@ -568,39 +568,19 @@ api_service_action(struct http_req *r, void *arg)
 static void
 api_service_snapshot(struct http_req *r)
 {
-	sqlite3		*db = store_db();
-	sqlite3_stmt	*st;
-	json_error_t	 je;
 	struct coord	 c;
-	json_t		*spec = NULL;
 	char		 err[1024] = "";
-	int64_t		 id;
+	int64_t		 id = 0;
+	int		 status;
 
 	if (api_service_coord(r, &c) != 0)
 		return;
-	if (sqlite3_prepare_v2(db, "SELECT coalesce(secret_spec, spec) FROM "
-	    "services WHERE coordinate = ?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, c.name, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			spec = json_loads((const char *)sqlite3_column_text(st,
-			    0), 0, &je);
-		sqlite3_finalize(st);
-	}
-	if (spec == NULL) {
-		http_problem(r, 404, "no service %s", c.name);
+	if ((status = sup_snapshot_now(c.name, &id, err, sizeof(err))) !=
+	    202) {
+		http_problem(r, status, "%s", err);
 		return;
 	}
-	id = prepare_snapshot_submit(db, &c, spec, "api", err, sizeof(err));
-	json_decref(spec);
-	if (id < 0) {
-		http_problem(r, 409, "%s", err);
-		return;
-	}
-	spec = json_pack("{s:I}", "job", (json_int_t)id);
-	store_event("service.snapshot.requested", c.name, spec);
-	json_decref(spec);
-	jobs_wake();
-	api_job_answer(r, 202, jobs_get(db, id));
+	api_job_answer(r, 202, jobs_get(store_db(), id));
 }
 
 /* POST /api/v1/jobs/{id}/retry: upload a failed snapshot's archive again. */

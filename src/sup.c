@@ -320,6 +320,35 @@ sup_artifact_done(const char *gav, int ok, const char *error)
 	sup_enqueue(c);
 }
 
+/*
+ * A snapshot now, queued by the supervisor so that it is ordered with a
+ * delete.  Returns 202 with *job, or 404/409 with err.
+ */
+int
+sup_snapshot_now(const char *coord, int64_t *job, char *err, size_t errlen)
+{
+	struct sup_cmd	*c;
+	int		 status;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return 500;
+	}
+	c->op = SUP_SNAPSHOT;
+	snprintf(c->coord, sizeof(c->coord), "%s", coord);
+	c->wait = 1;
+	sup_enqueue(c);
+	pthread_mutex_lock(&sup_mtx);
+	while (!c->done)
+		pthread_cond_wait(&sup_cond, &sup_mtx);
+	pthread_mutex_unlock(&sup_mtx);
+	status = c->status;
+	*job = c->job;
+	snprintf(err, errlen, "%s", c->err);
+	free(c);
+	return status;
+}
+
 /* Called by the prepare job: the start it prepared may go on. */
 void
 sup_prepared(const char *coord, int64_t job, int ok, const char *error)
@@ -468,7 +497,8 @@ sup_load(void)
 	    "coalesce(secret_spec, spec), "
 	    "desired_state, state, pid, proc_start, started_at, restarts, "
 	    "uid, gid, job_id, reason, last_exit_code, last_exit_signal, "
-	    "last_exit_at FROM services ORDER BY coordinate", -1, &st, NULL) !=
+	    "last_exit_at, ending FROM services ORDER BY coordinate", -1, &st,
+	    NULL) !=
 	    SQLITE_OK) {
 		log_error("sup", "cannot load services");
 		return;
@@ -514,6 +544,9 @@ sup_load(void)
 			s->exit_sig = sqlite3_column_int(st, 13);
 			s->exit_ms = sqlite3_column_int64(st, 14);
 		}
+		if (sqlite3_column_type(st, 15) != SQLITE_NULL)
+			snprintf(s->ending, sizeof(s->ending), "%s",
+			    sqlite3_column_text(st, 15));
 	}
 	sqlite3_finalize(st);
 
@@ -600,6 +633,28 @@ sup_load(void)
 				sup_save(s);
 				continue;
 			}
+			/*
+			 * A prepare job that ended while no supervisor heard
+			 * of it: its outcome stands.  A failed one is not run
+			 * again (that would also undo the limit on jobs a
+			 * crash interrupts); a successful one starts s.
+			 */
+			if (js != NULL && s->state == ST_PREPARING &&
+			    strcmp(json_string_value(json_object_get(j,
+			    "kind")), "service.prepare") == 0) {
+				s->job = 0;
+				snprintf(s->why, sizeof(s->why), "boot");
+				if (strcmp(js, "succeeded") == 0)
+					s->prepared = 1;
+				else {
+					snprintf(s->reason, sizeof(s->reason),
+					    "prepare %.490s", json_string_value(
+					    json_object_get(j, "error")) ?
+					    json_string_value(json_object_get(j,
+					    "error")) : js);
+					s->state = ST_FAILED;
+				}
+			}
 			json_decref(j);
 			s->job = 0;
 		}
@@ -616,6 +671,12 @@ sup_load(void)
 		    s->state == ST_DRAINING || s->state == ST_BACKOFF ||
 		    s->state == ST_STARTING || s->state == ST_PREPARING) {
 			sup_set_state(s, ST_STOPPED, NULL);
+			/* A stop or drain that ended while no nodee watched. */
+			if (s->ending[0] != '\0' && prepare_snapshot_on(s->spec,
+			    s->ending))
+				sup_snapshot(s, s->ending);
+			s->ending[0] = '\0';
+			sup_save(s);
 		}
 	}
 }
@@ -684,7 +745,11 @@ sup_handle(struct sup_cmd *c)
 		c->spec = NULL;
 		s->desired = 1;
 		s->after = AF_NONE;
+		s->ending[0] = '\0';
 		s->job = c->job;
+		/* A prepare job in flight prepared the old spec. */
+		if (s->prep_job > 0)
+			s->prep_again = 1;
 		s->reason[0] = '\0';
 		if (created) {
 			sqlite3		*db = store_db();
@@ -745,13 +810,19 @@ sup_handle(struct sup_cmd *c)
 		if (s->pid > 0)
 			sup_begin_stop(s);
 		else {
+			int	was_backoff = s->state == ST_BACKOFF;
+
 			s->timer = TM_NONE;
 			s->job = 0;
 			sup_cancel_prepare(s);
+			s->ending[0] = '\0';
 			if (s->state != ST_EXITED && s->state != ST_FAILED)
 				sup_set_state(s, ST_STOPPED, NULL);
 			else
 				sup_save(s);
+			/* It ran and died; what it left is its state. */
+			if (was_backoff && prepare_snapshot_on(s->spec, "stop"))
+				sup_snapshot(s, "stop");
 		}
 		break;
 	case SUP_DRAIN:
@@ -779,6 +850,24 @@ sup_handle(struct sup_cmd *c)
 			    "api");
 		}
 		break;
+	case SUP_SNAPSHOT: {
+		char	err[512];
+
+		if (s->after == AF_DELETE) {
+			sup_reply(c, 409, "%s is being deleted", s->c.name);
+			return;
+		}
+		if ((c->job = prepare_snapshot_submit(store_db(), &s->c,
+		    s->spec, "api", err, sizeof(err))) < 0) {
+			sup_reply(c, 409, "%s", err);
+			return;
+		}
+		sup_wake_jobs = 1;
+		sup_event(s, "service.snapshot.requested", json_pack("{s:I}",
+		    "job", (json_int_t)c->job));
+		sup_reply(c, 202, "%s", "");
+		return;
+	}
 	case SUP_DELETE: {
 		json_t	*busy = jobs_active(store_db(), "service.snapshot",
 		    s->c.name);
@@ -1020,10 +1109,26 @@ sup_launch(struct svc *s, const char *why)
 	 * before the service writes again) goes through a prepare job; its
 	 * end comes back as SUP_PREPARED and calls this again.
 	 */
-	if (prepare_needed(s->spec) && !s->prepared) {
+	if (s->prep_job > 0 || (prepare_needed(s->spec) && !s->prepared)) {
+		json_t	*busy;
+
 		snprintf(s->why, sizeof(s->why), "%s", why);
 		if (s->prep_job > 0) {
-			/* One in flight: it ends first, then a new one. */
+			/*
+			 * One in flight (for an older spec, or cancelled by
+			 * a stop): it ends first, moving nothing if it was
+			 * cancelled, then this start goes on.
+			 */
+			s->prep_again = 1;
+			sup_set_state(s, ST_PREPARING, NULL);
+			return;
+		}
+		/* The job of a service deleted and created again meanwhile. */
+		if ((busy = jobs_active(store_db(), "service.prepare",
+		    s->c.name)) != NULL) {
+			s->prep_job = json_integer_value(json_object_get(busy,
+			    "id"));
+			json_decref(busy);
 			s->prep_again = 1;
 			sup_set_state(s, ST_PREPARING, NULL);
 			return;
@@ -1077,6 +1182,13 @@ static void
 sup_prepare_ended(struct svc *s, int ok, const char *error)
 {
 	s->prep_job = 0;
+	if (s->job > 0) {
+		/* A new spec waits for its artifact; that install starts it. */
+		s->prep_again = 0;
+		if (s->state == ST_PREPARING)
+			sup_set_state(s, ST_STARTING, NULL);
+		return;
+	}
 	if (s->prep_again && s->desired) {
 		s->prep_again = 0;
 		sup_launch(s, s->why);
@@ -1456,6 +1568,7 @@ sup_exited(struct svc *s, int known, int status)
 		    s->ending))
 			sup_snapshot(s, s->ending);
 		s->ending[0] = '\0';
+		sup_save(s);
 		return;
 	}
 	if (strcmp(policy, "never") == 0 || (strcmp(policy, "on-failure") ==
@@ -1598,8 +1711,9 @@ sup_save(struct svc *s)
 	    "desired_state = ?2, state = ?3, pid = ?4, proc_start = ?5, "
 	    "started_at = ?6, restarts = ?7, last_exit_code = ?8, "
 	    "last_exit_signal = ?9, last_exit_at = ?10, uid = ?11, gid = ?12, "
-	    "reason = ?13, job_id = ?14, updated_at = ?15, secret_spec = ?17 "
-	    "WHERE coordinate = ?16", -1, &st, NULL) != SQLITE_OK) {
+	    "reason = ?13, job_id = ?14, updated_at = ?15, secret_spec = ?17, "
+	    "ending = ?18 WHERE coordinate = ?16", -1, &st, NULL) !=
+	    SQLITE_OK) {
 		log_error("sup", "%s: %s", s->c.name, sqlite3_errmsg(db));
 		free(spec);
 		free(secret);
@@ -1607,6 +1721,8 @@ sup_save(struct svc *s)
 	}
 	sqlite3_bind_text(st, 1, spec ? spec : "{}", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 17, secret ? secret : "{}", -1, SQLITE_STATIC);
+	if (s->ending[0] != '\0')
+		sqlite3_bind_text(st, 18, s->ending, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, s->desired ? "running" : "stopped", -1,
 	    SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, sup_state_names[s->state], -1, SQLITE_STATIC);

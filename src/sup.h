@@ -25,6 +25,7 @@ enum sup_op {
 	SUP_DELETE,
 	SUP_ARTIFACT,	/* an install finished: start who waits for it */
 	SUP_PREPARED,	/* a prepare job ended: start or fail */
+	SUP_SNAPSHOT,	/* a snapshot on demand */
 	SUP_QUIT,
 };
 
@@ -38,5 +39,6 @@ int	sup_command(enum sup_op, const char *, json_t *, int64_t, int, char *,
 	    size_t);
 void	sup_artifact_done(const char *, int, const char *);
 void	sup_prepared(const char *, int64_t, int, const char *);
+int	sup_snapshot_now(const char *, int64_t *, char *, size_t);
 
 #endif
