@@ -102,6 +102,15 @@ fi
 echo ready > ready
 exec sleep 1000
 ` },
+  // Ignores TERM (SIG_IGN survives exec): only the SIGKILL after
+  // stop.timeout_s ends it.
+  { name: 'bin/stubborn', mode: 0o755, data: `#!/bin/sh
+trap '' TERM
+mkdir -p data
+echo stubborn > data/state
+echo ready > ready
+exec sleep 1000
+` },
   { name: 'conf/', dir: true },
   { name: 'conf/app.properties', data: 'name=app\n' },
   { name: 'conf/run.sh', mode: 0o755, data: '#!/bin/sh\necho run\n' },
@@ -1263,6 +1272,90 @@ test('a daemon killed (-9) during a prepare job: the next one runs the job again
     assert.equal(j.state, 'succeeded', j.error);
     assert.equal(j.runs, 2, 'the interrupted job ran again');
     assert.equal(fs.readdirSync(path.join(prefix, 'tmp')).length, 0, 'tmp/ is empty');
+  } finally {
+    await d.req({ method: 'DELETE', path: `/api/v1/services/${c}?purge=true` }).catch(() => {});
+    await waitFor(async () => (await d.req({ path: `/api/v1/services/${c}` })).status === 404,
+      'deleted', 15000).catch(() => {});
+    const st = await d.stop('SIGTERM');
+    assert.equal(sanitizerReport(d.stderr), null, d.stderr);
+    assert.deepEqual(st, { code: 0, signal: null }, d.stderr);
+  }
+});
+
+test('a retry takes the secret the spec has now: a failed upload fixed by a PUT', async () => {
+  needS3();
+  const c = '1.snapfix.tst.cell';
+  const spec = (secret) => ({ artifact: GAV, command: 'bin/stateful', credentials: { s3: s3creds(secret) },
+    snapshot: { paths: ['data/'], to: 's3://snap/${coordinate}/fixed.zip', on: ['drain'], credentials: 's3' } });
+  await putReady(c, spec(WRONG_SK));
+  assert.equal((await post(c, 'drain')).status, 200);
+  const f = await waitNewJob('service.snapshot', c, 0);
+  assert.equal(f.state, 'failed');
+  assert.match(f.error || '', /SignatureDoesNotMatch/);
+  const kept = fs.readFileSync(path.join(D.prefix, `state/snapshots/job-${f.id}.zip`));
+  await putReady(c, spec(SK));
+  const rr = await D.req({ method: 'POST', path: `/api/v1/jobs/${f.id}/retry` });
+  assert.equal(rr.status, 202, rr.text);
+  const j = await waitJob(rr.json.id);
+  assert.equal(j.state, 'succeeded', j.error);
+  const obj = await s3Get('snap', `${c}/fixed.zip`);
+  assert.ok(obj && obj.equals(kept), 'the kept archive, signed with the new secret');
+  await removeService(c);
+});
+
+test('DELETE during a prepare job, then PUT of the same coordinate: the new service waits for the old job and starts', async () => {
+  const c = '1.delput.tst.cell';
+  const blob = crypto.randomBytes(120 * 1024);
+  depot.files.set('/files/delput.bin', blob);
+  depot.behaviour.set('/files/delput.bin', 'slow');
+  const spec = { artifact: GAV, prepare: [{ fetch: `${depot.url}/files/delput.bin`, to: 'x.bin' }] };
+  const r = await put(c, spec);
+  assert.ok([200, 201].includes(r.status), r.text);
+  const mid = await waitSvc(c, (x) => x.state === 'preparing' && x.job, 'preparing', 5000);
+  assert.equal((await D.req({ method: 'DELETE', path: `/api/v1/services/${c}?purge=true` })).status, 200);
+  depot.behaviour.delete('/files/delput.bin');
+  const r2 = await put(c, spec);
+  assert.ok([200, 201].includes(r2.status), r2.text);
+  const s = await waitSvc(c, isRunning, 'running with the new spec', 20000);
+  assert.ok(s.pid > 0);
+  const old = await waitJob(mid.job);
+  assert.equal(old.state, 'cancelled', 'the deleted service\'s job was cancelled');
+  assert.ok(fs.readFileSync(path.join(rundir(D.prefix, c), 'x.bin')).equals(blob));
+  await removeService(c);
+});
+
+test('a stop under way when nodee restarts: the next nodee finishes it and takes the snapshot it asked for', async () => {
+  needS3();
+  const c = '1.stubborn.tst.cell';
+  const prefix = newPrefix();
+  const opts = { prefix, args: ['--depot', depot.url], env: { NODEE_INSTANCE: NODE } };
+  let d = await startNodee(opts);
+  const svc = async () => (await d.req({ path: `/api/v1/services/${c}` })).json;
+  try {
+    let r = await d.req({ method: 'POST', path: '/api/v1/artifacts', body: { artifact: GAV } });
+    assert.equal(r.status, 202, r.text);
+    await waitFor(async () => (await d.req({ path: '/api/v1/artifacts/com.test/prep/1' })).status === 200,
+      'the artifact installed');
+    r = await d.req({ method: 'PUT', path: `/api/v1/services/${c}`, body: { artifact: GAV,
+      command: 'bin/stubborn', stop: { signal: 'TERM', timeout_s: 3 }, credentials: { s3: s3creds() },
+      snapshot: { paths: ['data/'], to: 's3://snap/${coordinate}/stubborn.zip', on: ['stop'], credentials: 's3' } } });
+    assert.ok([200, 201].includes(r.status), r.text);
+    await waitFor(async () => (await svc()).state === 'running', 'running', 15000);
+    await waitFor(() => fs.existsSync(path.join(rundir(prefix, c), 'ready')), 'ready', 10000);
+    assert.equal((await d.req({ method: 'POST', path: `/api/v1/services/${c}/stop` })).status, 200);
+    assert.equal((await svc()).state, 'stopping');
+    assert.deepEqual(await d.stop('SIGTERM'), { code: 0, signal: null }, d.stderr);
+
+    d = await startNodee(opts);
+    await waitFor(async () => (await svc()).state === 'stopped', 'stopped by the next nodee', 15000);
+    const j = await waitFor(async () => {
+      const js = (await d.req({ path: '/api/v1/jobs?kind=service.snapshot' })).json.jobs;
+      return js.length && ['succeeded', 'failed'].includes(js[0].state) ? js[0] : null;
+    }, 'the snapshot job', 15000);
+    assert.equal(j.state, 'succeeded', j.error);
+    assert.equal(j.params.why, 'stop');
+    const obj = await s3Get('snap', `${c}/stubborn.zip`);
+    assert.ok(obj && readZip(obj).has('data/state'), 'the snapshot was uploaded');
   } finally {
     await d.req({ method: 'DELETE', path: `/api/v1/services/${c}?purge=true` }).catch(() => {});
     await waitFor(async () => (await d.req({ path: `/api/v1/services/${c}` })).status === 404,
