@@ -116,6 +116,7 @@ bench: deps
 	node tests/bench/artifacts.js
 	node tests/bench/services.js
 	node tests/bench/registry.js
+	node tests/bench/prepare.js
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
