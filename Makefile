@@ -110,7 +110,7 @@ test-asan: build/san/nodee $(UNIT:%=build/san/test_%) \
 # Numbers, not pass or fail: nodee against curl + unzip, supervisord and
 # runit on loopback; the registry's latencies against a local ZooKeeper.
 BENCH_PKGS := supervisor runit wrk
-bench: deps
+bench: deps tests/node_modules/.package-lock.json
 	@sh tools/deps.sh $(BENCH_PKGS)
 	@$(MAKE) --no-print-directory all
 	node tests/bench/artifacts.js
