@@ -152,6 +152,7 @@ static void	*sup_main(void *);
 static void	 sup_load(void);
 static void	 sup_handle(struct sup_cmd *);
 static void	 sup_enqueue(struct sup_cmd *);
+static int	 sup_call(struct sup_cmd *, int64_t *, char *, size_t);
 static void	 sup_begin(void);
 static void	 sup_commit(void);
 static int	 sup_job_ended(struct svc *);
@@ -279,7 +280,6 @@ sup_command(enum sup_op op, const char *coord, json_t *spec, int64_t job,
     int flag, char *err, size_t errlen)
 {
 	struct sup_cmd	*c;
-	int		 status;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		json_decref(spec);
@@ -292,6 +292,15 @@ sup_command(enum sup_op op, const char *coord, json_t *spec, int64_t job,
 	c->spec = spec;
 	c->job = job;
 	c->flag = flag;
+	return sup_call(c, NULL, err, errlen);
+}
+
+/* Queues c, waits for its answer, frees it: status, *job and err. */
+static int
+sup_call(struct sup_cmd *c, int64_t *job, char *err, size_t errlen)
+{
+	int	status;
+
 	c->wait = 1;
 	sup_enqueue(c);
 	pthread_mutex_lock(&sup_mtx);
@@ -299,6 +308,8 @@ sup_command(enum sup_op op, const char *coord, json_t *spec, int64_t job,
 		pthread_cond_wait(&sup_cond, &sup_mtx);
 	pthread_mutex_unlock(&sup_mtx);
 	status = c->status;
+	if (job != NULL)
+		*job = c->job;
 	if (err != NULL)
 		snprintf(err, errlen, "%s", c->err);
 	free(c);
@@ -328,7 +339,6 @@ int
 sup_snapshot_now(const char *coord, int64_t *job, char *err, size_t errlen)
 {
 	struct sup_cmd	*c;
-	int		 status;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -336,17 +346,7 @@ sup_snapshot_now(const char *coord, int64_t *job, char *err, size_t errlen)
 	}
 	c->op = SUP_SNAPSHOT;
 	snprintf(c->coord, sizeof(c->coord), "%s", coord);
-	c->wait = 1;
-	sup_enqueue(c);
-	pthread_mutex_lock(&sup_mtx);
-	while (!c->done)
-		pthread_cond_wait(&sup_cond, &sup_mtx);
-	pthread_mutex_unlock(&sup_mtx);
-	status = c->status;
-	*job = c->job;
-	snprintf(err, errlen, "%s", c->err);
-	free(c);
-	return status;
+	return sup_call(c, job, err, errlen);
 }
 
 /* Called by the prepare job: the start it prepared may go on. */

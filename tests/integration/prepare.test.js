@@ -412,6 +412,29 @@ async function removeAll() {
   assert.deepEqual(killLeftovers(D.prefix), [], 'no service process outlives its DELETE');
 }
 
+// A daemon of a test's own (one it kills or restarts), on a new prefix.
+async function ownDaemonPrefix() {
+  const prefix = newPrefix();
+  return { prefix, opts: { prefix, args: ['--depot', depot.url], env: { NODEE_INSTANCE: NODE } } };
+}
+
+async function installOn(d) {
+  const r = await d.req({ method: 'POST', path: '/api/v1/artifacts', body: { artifact: GAV } });
+  assert.equal(r.status, 202, r.text);
+  await waitFor(async () => (await d.req({ path: '/api/v1/artifacts/com.test/prep/1' })).status === 200,
+    'the artifact installed');
+}
+
+// Deletes service c (purging it) and stops d cleanly, sanitizers quiet.
+async function ownDaemonEnd(d, c) {
+  await d.req({ method: 'DELETE', path: `/api/v1/services/${c}?purge=true` }).catch(() => {});
+  await waitFor(async () => (await d.req({ path: `/api/v1/services/${c}` })).status === 404,
+    'deleted', 15000).catch(() => {});
+  const st = await d.stop('SIGTERM');
+  assert.equal(sanitizerReport(d.stderr), null, d.stderr);
+  assert.deepEqual(st, { code: 0, signal: null }, d.stderr);
+}
+
 function s3creds(secret = SK, endpoint) {
   return { access_key_id: AK, secret_access_key: secret, region: 'us-east-1',
     endpoint: endpoint || s3.url };
@@ -1236,16 +1259,12 @@ test('a daemon killed (-9) during a prepare job: the next one runs the job again
   const blob = crypto.randomBytes(120 * 1024);
   depot.files.set('/files/crash.bin', blob);
   depot.behaviour.set('/files/crash.bin', 'slow');
-  const prefix = newPrefix();
-  const opts = { prefix, args: ['--depot', depot.url], env: { NODEE_INSTANCE: NODE } };
+  const { prefix, opts } = await ownDaemonPrefix();
   let d = await startNodee(opts);
   const svc = async () => (await d.req({ path: `/api/v1/services/${c}` })).json;
   try {
-    let r = await d.req({ method: 'POST', path: '/api/v1/artifacts', body: { artifact: GAV } });
-    assert.equal(r.status, 202, r.text);
-    await waitFor(async () => (await d.req({ path: '/api/v1/artifacts/com.test/prep/1' })).status === 200,
-      'the artifact installed');
-    r = await d.req({ method: 'PUT', path: `/api/v1/services/${c}`, body: { artifact: GAV,
+    await installOn(d);
+    let r = await d.req({ method: 'PUT', path: `/api/v1/services/${c}`, body: { artifact: GAV,
       prepare: [{ fetch: `${depot.url}/files/crash.bin`, to: 'crash.bin', sha256: sha256(blob) }] } });
     assert.ok([200, 201].includes(r.status), r.text);
     const mid = await waitFor(async () => {
@@ -1273,12 +1292,7 @@ test('a daemon killed (-9) during a prepare job: the next one runs the job again
     assert.equal(j.runs, 2, 'the interrupted job ran again');
     assert.equal(fs.readdirSync(path.join(prefix, 'tmp')).length, 0, 'tmp/ is empty');
   } finally {
-    await d.req({ method: 'DELETE', path: `/api/v1/services/${c}?purge=true` }).catch(() => {});
-    await waitFor(async () => (await d.req({ path: `/api/v1/services/${c}` })).status === 404,
-      'deleted', 15000).catch(() => {});
-    const st = await d.stop('SIGTERM');
-    assert.equal(sanitizerReport(d.stderr), null, d.stderr);
-    assert.deepEqual(st, { code: 0, signal: null }, d.stderr);
+    await ownDaemonEnd(d, c);
   }
 });
 
@@ -1327,16 +1341,12 @@ test('DELETE during a prepare job, then PUT of the same coordinate: the new serv
 test('a stop under way when nodee restarts: the next nodee finishes it and takes the snapshot it asked for', async () => {
   needS3();
   const c = '1.stubborn.tst.cell';
-  const prefix = newPrefix();
-  const opts = { prefix, args: ['--depot', depot.url], env: { NODEE_INSTANCE: NODE } };
+  const { prefix, opts } = await ownDaemonPrefix();
   let d = await startNodee(opts);
   const svc = async () => (await d.req({ path: `/api/v1/services/${c}` })).json;
   try {
-    let r = await d.req({ method: 'POST', path: '/api/v1/artifacts', body: { artifact: GAV } });
-    assert.equal(r.status, 202, r.text);
-    await waitFor(async () => (await d.req({ path: '/api/v1/artifacts/com.test/prep/1' })).status === 200,
-      'the artifact installed');
-    r = await d.req({ method: 'PUT', path: `/api/v1/services/${c}`, body: { artifact: GAV,
+    await installOn(d);
+    let r = await d.req({ method: 'PUT', path: `/api/v1/services/${c}`, body: { artifact: GAV,
       command: 'bin/stubborn', stop: { signal: 'TERM', timeout_s: 3 }, credentials: { s3: s3creds() },
       snapshot: { paths: ['data/'], to: 's3://snap/${coordinate}/stubborn.zip', on: ['stop'], credentials: 's3' } } });
     assert.ok([200, 201].includes(r.status), r.text);
@@ -1357,11 +1367,6 @@ test('a stop under way when nodee restarts: the next nodee finishes it and takes
     const obj = await s3Get('snap', `${c}/stubborn.zip`);
     assert.ok(obj && readZip(obj).has('data/state'), 'the snapshot was uploaded');
   } finally {
-    await d.req({ method: 'DELETE', path: `/api/v1/services/${c}?purge=true` }).catch(() => {});
-    await waitFor(async () => (await d.req({ path: `/api/v1/services/${c}` })).status === 404,
-      'deleted', 15000).catch(() => {});
-    const st = await d.stop('SIGTERM');
-    assert.equal(sanitizerReport(d.stderr), null, d.stderr);
-    assert.deepEqual(st, { code: 0, signal: null }, d.stderr);
+    await ownDaemonEnd(d, c);
   }
 });

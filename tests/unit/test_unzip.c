@@ -77,9 +77,6 @@ static void	test_not_zip(void **);
 static void	test_zip64(void **);
 
 static int	fx_setup(void **);
-static int	fx_teardown(void **);
-static int	fx_unlock(const char *, const struct stat *, int,
-		    struct FTW *);
 static void	fx_paths(const char *, char *, char *);
 static int	fx_extract(const char *, const struct unzip_limits *,
 		    struct unzip_stats *, char *);
@@ -123,7 +120,7 @@ main(void)
 	const struct CMUnitTest	tests[] = {
 		cmocka_unit_test(test_name_ok),
 		cmocka_unit_test(test_link_ok),
-#define FX(t)	cmocka_unit_test_setup_teardown(t, fx_setup, fx_teardown)
+#define FX(t)	cmocka_unit_test_setup_teardown(t, fx_setup, unit_dir_teardown_ro)
 		FX(test_normal),
 		FX(test_empty_archive),
 		FX(test_bad_names),
@@ -1096,25 +1093,6 @@ fx_setup(void **state)
 	return mkdir(path, 0700);
 }
 
-/* The extracted trees are read-only: make them removable first. */
-static int
-fx_teardown(void **state)
-{
-	(void)nftw(*state, fx_unlock, 16, FTW_PHYS);
-	return unit_dir_teardown(state);
-}
-
-static int
-fx_unlock(const char *path, const struct stat *st, int type,
-    struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (type == FTW_D || type == FTW_DNR)
-		(void)chmod(path, 0700);
-	return 0;
-}
-
 static void
 fx_paths(const char *base, char *zip, char *stage)
 {
@@ -1190,7 +1168,7 @@ fx_clean(const char *base)
 	char	path[PATH_MAX];
 
 	unit_path(path, base, "stage");
-	(void)nftw(path, fx_unlock, 16, FTW_PHYS);
+	(void)nftw(path, unit_unlock_one, 16, FTW_PHYS);
 	unit_rmtree(path);
 	assert_int_equal(mkdir(path, 0700), 0);
 }

@@ -62,9 +62,6 @@ static void	test_swap_file_for_fifo(void **);
 static void	test_size_changes(void **);
 
 static int	fx_setup(void **);
-static int	fx_teardown(void **);
-static int	fx_unlock(const char *, const struct stat *, int,
-		    struct FTW *);
 static void	fx_tree(const char *);
 static int	fx_zip(const char *, const char *const *, size_t, uint64_t,
 		    struct prog *, struct zipw_stats *, char *);
@@ -94,7 +91,7 @@ int
 main(void)
 {
 	const struct CMUnitTest	tests[] = {
-#define FX(t)	cmocka_unit_test_setup_teardown(t, fx_setup, fx_teardown)
+#define FX(t)	cmocka_unit_test_setup_teardown(t, fx_setup, unit_dir_teardown_ro)
 		FX(test_round_trip),
 		FX(test_whole_root),
 		FX(test_checksum),
@@ -548,25 +545,6 @@ fx_setup(void **state)
 	return mkdir(path, 0700);
 }
 
-/* The extracted tree is read-only: make it removable first. */
-static int
-fx_teardown(void **state)
-{
-	(void)nftw(*state, fx_unlock, 16, FTW_PHYS);
-	return unit_dir_teardown(state);
-}
-
-static int
-fx_unlock(const char *path, const struct stat *st, int type,
-    struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (type == FTW_D || type == FTW_DNR)
-		(void)chmod(path, 0700);
-	return 0;
-}
-
 /*
  * root/ as a service might leave it:
  *
@@ -717,7 +695,7 @@ fx_extract(const char *base)
 	lim.threads = 1;
 	unit_path(out, base, "out.zip");
 	unit_path(stage, base, "stage");
-	(void)nftw(stage, fx_unlock, 16, FTW_PHYS);
+	(void)nftw(stage, unit_unlock_one, 16, FTW_PHYS);
 	unit_rmtree(stage);
 	assert_int_equal(mkdir(stage, 0700), 0);
 	if (unzip_extract(out, stage, &lim, NULL, NULL, &st, err,

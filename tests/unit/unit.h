@@ -86,6 +86,25 @@ unit_dir_teardown(void **state)
 	return 0;
 }
 
+static inline int
+unit_unlock_one(const char *path, const struct stat *st, int type,
+    struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (type == FTW_D || type == FTW_DNR)
+		(void)chmod(path, 0700);
+	return 0;
+}
+
+/* teardown for trees made read-only (extracted archives): unlock first. */
+static inline int
+unit_dir_teardown_ro(void **state)
+{
+	(void)nftw(*state, unit_unlock_one, 16, FTW_PHYS);
+	return unit_dir_teardown(state);
+}
+
 /* "dir/name" into out, which has PATH_MAX bytes. */
 static inline void
 unit_path(char *out, const char *dir, const char *name)
