@@ -1534,7 +1534,7 @@ prepare_copy_tree(struct prep_run *r, int dfd, const char *rel, int keep,
 	DIR		*d;
 	struct dirent	*de;
 	struct stat	 sb;
-	char		*sub, target[PATH_MAX], staged[PATH_MAX];
+	char		*sub, target[PATH_MAX], staged[PATH_MAX], why[256];
 	ssize_t		 n;
 	int		 fd, dup_fd, rc = 0;
 
@@ -1596,7 +1596,15 @@ prepare_copy_tree(struct prep_run *r, int dfd, const char *rel, int keep,
 				rc = -1;
 			} else {
 				target[n] = '\0';
-				if (symlink(target, staged) != 0 || (r->own &&
+				/* Where it lands, it must still point inside. */
+				if (!unzip_link_ok(sub, target, why,
+				    sizeof(why))) {
+					snprintf(err, errlen, "%.300s -> "
+					    "%.300s: %.200s", sub, target,
+					    why);
+					rc = -1;
+				} else if (symlink(target, staged) != 0 ||
+				    (r->own &&
 				    lchown(staged, r->uid, r->gid) != 0) ||
 				    prepare_add(r, IT_FILE, staged, sub, keep) !=
 				    0) {
