@@ -73,14 +73,24 @@ fs_rm_at(int topfd, int dfd, int depth, unsigned *moved)
 	struct dirent	*de;
 	struct stat	 st;
 	char		 up[32];
+	unsigned	 moved_last = *moved;
 	int		 fd, dupfd, rc = 0, pass, seen = 1;
 
 	/*
 	 * Entries removed while reading may hide others, and the top takes
 	 * directories moved up from below: read again until empty.
 	 */
-	for (pass = 0; pass < (depth == 0 ? FS_PASSES_MAX : 3) && seen;
-	    pass++) {
+	for (pass = 0; seen && pass < FS_PASSES_MAX; pass++) {
+		unsigned	before = *moved;
+
+		/*
+		 * Three reads, and at the top as many more as directories
+		 * keep being moved up; not forever for a process that keeps
+		 * adding entries.
+		 */
+		if (pass >= 3 && (depth > 0 || *moved == moved_last))
+			break;
+		moved_last = before;
 		seen = 0;
 		if ((dupfd = dup(dfd)) == -1)
 			return -1;

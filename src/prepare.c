@@ -455,6 +455,29 @@ fail:
 	return -1;
 }
 
+/* Did prepare job `id` prepare exactly this spec? */
+int
+prepare_job_spec_is(sqlite3 *db, int64_t id, const json_t *spec)
+{
+	sqlite3_stmt	*st;
+	json_error_t	 je;
+	json_t		*priv = NULL;
+	int		 same = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT private FROM jobs WHERE id = ?", -1,
+	    &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) !=
+	    SQLITE_NULL)
+		priv = json_loads((const char *)sqlite3_column_text(st, 0), 0,
+		    &je);
+	sqlite3_finalize(st);
+	same = json_equal(json_object_get(priv, "spec"), spec);
+	json_decref(priv);
+	return same;
+}
+
 /* Queues the prepare job of a start; the caller wakes the workers. */
 int64_t
 prepare_submit(sqlite3 *db, const struct coord *c, const json_t *spec,

@@ -43,6 +43,7 @@ int	 prepare_needed(const json_t *);
 int	 prepare_snapshot_on(const json_t *, const char *);
 int	 prepare_render(const char *, size_t, const struct prepare_vars *,
 	    char **, size_t *, char *, size_t);
+int	 prepare_job_spec_is(sqlite3 *, int64_t, const json_t *);
 int64_t	 prepare_submit(sqlite3 *, const struct coord *, const json_t *,
 	    uid_t, gid_t, int, char *, size_t);
 int64_t	 prepare_snapshot_submit(sqlite3 *, const struct coord *,

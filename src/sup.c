@@ -168,6 +168,7 @@ static void	 sup_launch(struct svc *, const char *);
 static void	 sup_prepare_ended(struct svc *, int, const char *);
 static void	 sup_cancel_prepare(struct svc *);
 static void	 sup_snapshot(struct svc *, const char *);
+static void	 sup_kill_uid(uid_t);
 static int	 sup_spawn(struct svc *, const char *, int, pid_t *, char *,
 		    size_t);
 static void	 sup_exited(struct svc *, int, int);
@@ -644,8 +645,10 @@ sup_load(void)
 			    "kind")), "service.prepare") == 0) {
 				s->job = 0;
 				snprintf(s->why, sizeof(s->why), "boot");
+				/* A PUT may have come after it began. */
 				if (strcmp(js, "succeeded") == 0)
-					s->prepared = 1;
+					s->prepared = prepare_job_spec_is(db,
+					    s->job, s->spec);
 				else {
 					snprintf(s->reason, sizeof(s->reason),
 					    "prepare %.490s", json_string_value(
@@ -800,17 +803,23 @@ sup_handle(struct sup_cmd *c)
 			s->nwin = 0;
 			s->level = 0;
 			sup_launch(s, "api");
-		} else
-			sup_save(s);
+		}
+		sup_save(s);
 		break;
 	case SUP_STOP:
 		s->desired = 0;
 		s->after = AF_NONE;
-		snprintf(s->ending, sizeof(s->ending), "stop");
-		if (s->pid > 0)
+		/* A stop cutting a drain short keeps the drain's snapshot. */
+		if (strcmp(s->ending, "drain") != 0 ||
+		    !prepare_snapshot_on(s->spec, "drain"))
+			snprintf(s->ending, sizeof(s->ending), "stop");
+		if (s->pid > 0) {
 			sup_begin_stop(s);
-		else {
-			int	was_backoff = s->state == ST_BACKOFF;
+			sup_save(s);	/* already stopping: desired changed */
+		} else {
+			int	was_backoff = s->state == ST_BACKOFF ||
+			    (s->state == ST_PREPARING &&
+			    strcmp(s->why, "restart") == 0);
 
 			s->timer = TM_NONE;
 			s->job = 0;
@@ -849,6 +858,7 @@ sup_handle(struct sup_cmd *c)
 			sup_launch(s, s->state == ST_BACKOFF ? "restart" :
 			    "api");
 		}
+		sup_save(s);
 		break;
 	case SUP_SNAPSHOT: {
 		char	err[512];
@@ -886,6 +896,15 @@ sup_handle(struct sup_cmd *c)
 		sup_cancel_prepare(s);
 		s->desired = 0;
 		s->purge = c->flag;
+		/*
+		 * A prepare job may be moving files into the runtime directory
+		 * right now: it is forgotten (and purged) once the job ends.
+		 */
+		if (s->pid <= 0 && s->prep_job > 0) {
+			s->after = AF_DELETE;
+			sup_save(s);
+			break;
+		}
 		if (s->pid > 0) {
 			s->after = AF_DELETE;
 			sup_begin_stop(s);
@@ -1063,6 +1082,26 @@ sup_new(const struct coord *c, json_t *spec)
 	return s;
 }
 
+/* SIGKILL to every process of uid: kill(-1) from a child running as it. */
+static void
+sup_kill_uid(uid_t uid)
+{
+	pid_t	pid;
+
+	if ((pid = fork()) == -1) {
+		log_warn("sup", "cannot fork to end uid %u: %s", (unsigned)uid,
+		    strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		if (setresgid(uid, uid, uid) == 0 && setresuid(uid, uid, uid) ==
+		    0)
+			(void)kill(-1, SIGKILL);
+		_exit(0);
+	}
+	(void)waitpid(pid, NULL, 0);
+}
+
 /* Deletes the service's record (and with purge its runtime directory). */
 static void
 sup_forget(struct svc *s)
@@ -1080,6 +1119,14 @@ sup_forget(struct svc *s)
 			    sqlite3_errmsg(db));
 		sqlite3_finalize(st);
 	}
+	/*
+	 * What a service left running (a child that made itself a session
+	 * leader outlives the stop) must not write into the tree while it
+	 * goes; a dynamic uid is this service's alone.
+	 */
+	if (s->purge && sup_root && s->has_uid && s->uid >= sup_cf->uid_min &&
+	    s->uid <= sup_cf->uid_max)
+		sup_kill_uid(s->uid);
 	if (s->purge && coord_runtime_dir(sup_cf, &s->c, dir,
 	    sizeof(dir)) == 0 && fs_rmtree(dir) != 0)
 		log_warn("sup", "%s: cannot purge %s: %s", s->c.name, dir,
@@ -1182,6 +1229,10 @@ static void
 sup_prepare_ended(struct svc *s, int ok, const char *error)
 {
 	s->prep_job = 0;
+	if (s->after == AF_DELETE) {
+		sup_forget(s);
+		return;
+	}
 	if (s->job > 0) {
 		/* A new spec waits for its artifact; that install starts it. */
 		s->prep_again = 0;

@@ -102,6 +102,13 @@ fi
 echo ready > ready
 exec sleep 1000
 ` },
+  // Leaves a process of its own session behind, working inside data/.
+  { name: 'bin/leaver', mode: 0o755, data: `#!/bin/sh
+mkdir -p data
+setsid sh -c 'cd data && echo $$ > ../leaver.pid && exec sleep 1000' </dev/null >/dev/null 2>&1 &
+echo ready > ready
+exec sleep 1000
+` },
   // Ignores TERM (SIG_IGN survives exec): only the SIGKILL after
   // stop.timeout_s ends it.
   { name: 'bin/stubborn', mode: 0o755, data: `#!/bin/sh
@@ -1369,4 +1376,22 @@ test('a stop under way when nodee restarts: the next nodee finishes it and takes
   } finally {
     await ownDaemonEnd(d, c);
   }
+});
+
+test('DELETE ?purge=true ends what the service left running (its own session) before the tree goes', async () => {
+  const c = '1.leaver.tst.cell';
+  await putPlain(c, { artifact: GAV, command: 'bin/leaver' });
+  const rd = rundir(D.prefix, c);
+  await waitFile(path.join(rd, 'ready'));
+  const pidText = await waitFile(path.join(rd, 'leaver.pid'), /^\d+/);
+  const pid = Number(String(pidText).trim());
+  assert.ok(pid > 0);
+  assert.doesNotThrow(() => process.kill(pid, 0), 'the left-behind process runs');
+  const r = await D.req({ method: 'DELETE', path: `/api/v1/services/${c}?purge=true` });
+  assert.equal(r.status, 200, r.text);
+  await waitFor(async () => (await get(c)).status === 404, 'deleted', 15000);
+  await waitFor(() => {
+    try { process.kill(pid, 0); return false; } catch (_) { return true; }
+  }, 'the left-behind process is gone', 5000);
+  assert.equal(fs.existsSync(rd), false, 'the runtime directory is gone');
 });
