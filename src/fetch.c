@@ -721,7 +721,9 @@ fetch_s3_sign(struct fetch_xfer *x, char *why, size_t whylen)
 	const struct fetch_s3	*s3 = x->opts->s3;
 	char			 sigv4[96], hash[65];
 
-	if (x->upload) {
+	if (x->upload && x->opts->sha256 != NULL)
+		snprintf(hash, sizeof(hash), "%s", x->opts->sha256);
+	else if (x->upload) {
 		if (fetch_file_sha256(x, hash, why, whylen) == -1)
 			return -1;
 	} else

@@ -37,6 +37,7 @@ struct fetch_opts {
 	void			*arg;
 	const struct fetch_s3	*s3;		/* NULL: s3:// is refused */
 	const char		*content_type;	/* PUT; NULL: octet-stream */
+	const char		*sha256;	/* PUT: the body's, if known */
 };
 
 struct fetch_result {

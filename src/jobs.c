@@ -191,6 +191,26 @@ jobs_insert(sqlite3 *db, const char *kind, const char *subject,
 	return id;
 }
 
+/* What a job keeps from the API (a URL whole, credentials); NULL if none. */
+json_t *
+jobs_private(sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt	*st;
+	json_error_t	 je;
+	json_t		*priv = NULL;
+
+	if (sqlite3_prepare_v2(db, "SELECT private FROM jobs WHERE id = ?", -1,
+	    &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) !=
+	    SQLITE_NULL)
+		priv = json_loads((const char *)sqlite3_column_text(st, 0), 0,
+		    &je);
+	sqlite3_finalize(st);
+	return priv;
+}
+
 /*
  * Writes j->params back: a job may add what it learnt (an archive it made,
  * what each step did) for the API, the audit and a later retry.

@@ -51,6 +51,7 @@ int	 jobs_cancelled(const struct job *);
 int	 jobs_save_params(struct job *);
 void	 jobs_progress(struct job *, const char *, uint64_t, uint64_t);
 json_t	*jobs_get(sqlite3 *, int64_t);
+json_t	*jobs_private(sqlite3 *, int64_t);
 json_t	*jobs_active(sqlite3 *, const char *, const char *);
 json_t	*jobs_list(sqlite3 *, const char *, const char *, int64_t, int);
 

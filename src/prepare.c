@@ -136,6 +136,7 @@ static int	prepare_parent(struct prep_run *, int, const char *, char *,
 static int	prepare_preflight(struct prep_run *, int, char *, size_t);
 static int	prepare_mkdir(struct prep_run *, int, const char *);
 static void	prepare_step_name(const struct prep_run *, int, char *, size_t);
+static const char *prepare_step_kind(const json_t *);
 static int	prepare_progress(void *, uint64_t, uint64_t);
 static char	*prepare_join(const char *, const char *);
 
@@ -459,20 +460,9 @@ fail:
 int
 prepare_job_spec_is(sqlite3 *db, int64_t id, const json_t *spec)
 {
-	sqlite3_stmt	*st;
-	json_error_t	 je;
-	json_t		*priv = NULL;
-	int		 same = 0;
+	json_t	*priv = jobs_private(db, id);
+	int	 same;
 
-	if (sqlite3_prepare_v2(db, "SELECT private FROM jobs WHERE id = ?", -1,
-	    &st, NULL) != SQLITE_OK)
-		return 0;
-	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) !=
-	    SQLITE_NULL)
-		priv = json_loads((const char *)sqlite3_column_text(st, 0), 0,
-		    &je);
-	sqlite3_finalize(st);
 	same = json_equal(json_object_get(priv, "spec"), spec);
 	json_decref(priv);
 	return same;
@@ -625,15 +615,7 @@ prepare_snapshot_retry(sqlite3 *db, int64_t old, int *status, char *err,
 		goto fail;
 	}
 	/* Its private part has the URL whole and the credentials. */
-	if (sqlite3_prepare_v2(db, "SELECT private FROM jobs WHERE id = ?", -1,
-	    &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, old);
-		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st,
-		    0) != SQLITE_NULL)
-			priv = json_loads((const char *)sqlite3_column_text(st,
-			    0), 0, &je);
-		sqlite3_finalize(st);
-	}
+	priv = jobs_private(db, old);
 	/*
 	 * The URL and credentials come from the service's spec as it is now:
 	 * a retry is how a wrong secret or an expired token gets fixed.  Only
@@ -703,7 +685,7 @@ prepare_run(struct job *j, void *arg, char *err, size_t errlen)
 	struct prep_run	 r;
 	json_t		*steps, *step, *results, *owner;
 	char		 e[1024];
-	const char	*what, *kind;
+	const char	*kind;
 	size_t		 i;
 	int		 rtfd = -1, rc = -1, skipped;
 
@@ -758,9 +740,7 @@ prepare_run(struct job *j, void *arg, char *err, size_t errlen)
 
 		r.step = (int)i + 1;
 		skipped = 0;
-		kind = json_object_get(step, "copy") ? "copy" :
-		    json_object_get(step, "template") ? "template" : "fetch";
-		what = json_string_value(json_object_get(step, kind));
+		kind = prepare_step_kind(step);
 		snprintf(phase, sizeof(phase), "step %d/%d", r.step, r.nsteps);
 		jobs_progress(j, phase, 0, 0);
 		if (jobs_cancelled(j)) {
@@ -781,14 +761,10 @@ prepare_run(struct job *j, void *arg, char *err, size_t errlen)
 		else
 			rc = prepare_fetch(&r, step, &skipped, e, sizeof(e));
 		if (rc != 0) {
-			char	shown[600];
+			char	name[700];
 
-			if (strcmp(kind, "fetch") == 0)
-				fetch_url_redact(what, shown, sizeof(shown));
-			else
-				snprintf(shown, sizeof(shown), "%s", what);
-			snprintf(err, errlen, "step %d (%s %s): %s", r.step,
-			    kind, shown, e);
+			prepare_step_name(&r, r.step, name, sizeof(name));
+			snprintf(err, errlen, "%s: %s", name, e);
 			goto out;
 		}
 		json_array_append_new(results, json_pack("{s:i, s:s}", "step",
@@ -930,6 +906,8 @@ prepare_snapshot_run(struct job *j, void *arg, char *err, size_t errlen)
 	fo.fd = fd;
 	fo.progress = prepare_progress;
 	fo.arg = j;
+	/* zipw hashed the archive as it finished it: not read again. */
+	fo.sha256 = json_string_value(json_object_get(j->params, "sha256"));
 	if (s3j != NULL) {
 		prepare_cred_use(s3j, &s3);
 		fo.s3 = &s3;
@@ -2031,14 +2009,23 @@ prepare_step_name(const struct prep_run *r, int step, char *out,
 {
 	const json_t	*st = json_array_get(json_object_get(r->spec,
 			    "prepare"), (size_t)step - 1);
-	const char	*kind = json_object_get(st, "copy") ? "copy" :
-			    json_object_get(st, "template") ? "template" :
-			    "fetch";
+	const char	*kind = prepare_step_kind(st);
+	const char	*what = json_string_value(json_object_get(st, kind));
 	char		 shown[600];
 
-	fetch_url_redact(json_string_value(json_object_get(st, kind)), shown,
-	    sizeof(shown));
+	if (strcmp(kind, "fetch") == 0)
+		fetch_url_redact(what, shown, sizeof(shown));
+	else
+		snprintf(shown, sizeof(shown), "%s", what);
 	snprintf(out, outlen, "step %d (%s %s)", step, kind, shown);
+}
+
+/* A checked step has exactly one of copy, template and fetch. */
+static const char *
+prepare_step_kind(const json_t *st)
+{
+	return json_object_get(st, "copy") ? "copy" :
+	    json_object_get(st, "template") ? "template" : "fetch";
 }
 
 /*

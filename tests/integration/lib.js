@@ -190,7 +190,41 @@ function sqlRows(dbPath, query) {
   return out ? JSON.parse(out) : [];
 }
 
+function readIf(p) {
+  try { return fs.readFileSync(p, 'utf8'); } catch (_) { return null; }
+}
+
+// Waits until the file at p exists and matches pattern; its text.
+async function waitFile(p, pattern = /./, timeoutMs = 15000) {
+  return waitFor(() => {
+    const t = readIf(p);
+    return t !== null && pattern.test(t) ? t : null;
+  }, `${p} to match ${pattern}`, timeoutMs);
+}
+
+// /proc/<pid>/stat after the command name: state is fields[0].
+function procStat(pid) {
+  const t = readIf(`/proc/${pid}/stat`);
+  if (t === null) return null;
+  return t.slice(t.lastIndexOf(')') + 2).split(' ');
+}
+
+// The process groups of the live processes that services of this prefix
+// started (found by their environment), sorted.
+function serviceGroups(prefix) {
+  const out = new Set();
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const env = readIf(`/proc/${e}/environ`);
+    const f = procStat(e);
+    if (env && f && f[0] !== 'Z' &&
+      env.split('\0').some((x) => x.startsWith(`NODEE_RUNTIME_DIR=${prefix}/`))) out.add(Number(f[2]));
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
 module.exports = {
   BIN, SANITIZED, tmpdir, freePort, sleep, request, runNodee, startNodee,
-  sanitizerReport, sql, sqlRows, cleanEnv, waitFor,
+  sanitizerReport, sql, sqlRows, cleanEnv, waitFor, readIf, waitFile, procStat,
+  serviceGroups,
 };

@@ -18,7 +18,7 @@ const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const zlib = require('node:zlib');
-const { startNodee, sanitizerReport, sqlRows, sleep, tmpdir, waitFor } = require('./lib');
+const { startNodee, sanitizerReport, sqlRows, sleep, tmpdir, waitFor, readIf, waitFile, serviceGroups } = require('./lib');
 const { makeZip } = require('./zipper');
 const { Depot, sha256 } = require('./depot');
 
@@ -144,29 +144,6 @@ function newPrefix() {
   fs.chmodSync(p, 0o755); // a dynamic uid must traverse it
   prefixes.add(p);
   return p;
-}
-
-function readIf(p) {
-  try { return fs.readFileSync(p, 'utf8'); } catch (_) { return null; }
-}
-
-function procStat(pid) {
-  const t = readIf(`/proc/${pid}/stat`);
-  if (t === null) return null;
-  return t.slice(t.lastIndexOf(')') + 2).split(' ');
-}
-
-// Process groups of live processes started as services of this prefix.
-function serviceGroups(prefix) {
-  const out = new Set();
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const env = readIf(`/proc/${e}/environ`);
-    const f = procStat(e);
-    if (env && f && f[0] !== 'Z' &&
-      env.split('\0').some((x) => x.startsWith(`NODEE_RUNTIME_DIR=${prefix}/`))) out.add(Number(f[2]));
-  }
-  return [...out];
 }
 
 function killLeftovers(prefix) {
@@ -360,13 +337,6 @@ async function settle(c, act) {
 }
 
 const putSettle = (c, spec) => settle(c, () => put(c, spec));
-
-async function waitFile(p, pattern = /./, timeoutMs = 10000) {
-  return waitFor(() => {
-    const t = readIf(p);
-    return t !== null && pattern.test(t) ? t : null;
-  }, `${p} to match ${pattern}`, timeoutMs);
-}
 
 // Running, its `ready` written: the runtime dir no longer changes.
 async function putReady(c, spec) {

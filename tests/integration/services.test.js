@@ -16,7 +16,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn, execFileSync } = require('node:child_process');
-const { startNodee, sanitizerReport, sqlRows, sleep, tmpdir, waitFor } = require('./lib');
+const { startNodee, sanitizerReport, sqlRows, sleep, tmpdir, waitFor, readIf, waitFile, procStat, serviceGroups } = require('./lib');
 const { makeZip } = require('./zipper');
 const { Depot } = require('./depot');
 
@@ -238,24 +238,6 @@ async function putRunning(d, coord, spec) {
   return waitSvc(d, coord, isRunning, 'running');
 }
 
-function readIf(p) {
-  try { return fs.readFileSync(p, 'utf8'); } catch (_) { return null; }
-}
-
-async function waitFile(p, pattern = /./, timeoutMs = 15000) {
-  return waitFor(() => {
-    const t = readIf(p);
-    return t !== null && pattern.test(t) ? t : null;
-  }, `${p} to match ${pattern}`, timeoutMs);
-}
-
-// /proc/<pid>/stat after the command name: state is fields[0].
-function procStat(pid) {
-  const t = readIf(`/proc/${pid}/stat`);
-  if (t === null) return null;
-  return t.slice(t.lastIndexOf(')') + 2).split(' ');
-}
-
 // Alive and not a zombie (pid 1 here does not reap orphans).
 function alive(pid) {
   const f = procStat(pid);
@@ -274,20 +256,6 @@ function history(d, coord) {
 function events(d, coord, kind) {
   return q(d, `select kind, detail from events where subject = '${esc(coord)}'${
     kind ? ` and kind = '${esc(kind)}'` : ''} order by id`);
-}
-
-// The process groups of the live processes that services of this prefix
-// started (found by their environment), sorted.
-function serviceGroups(prefix) {
-  const out = new Set();
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const env = readIf(`/proc/${e}/environ`);
-    const f = procStat(e);
-    if (env && f && f[0] !== 'Z' &&
-      env.split('\0').some((x) => x.startsWith(`NODEE_RUNTIME_DIR=${prefix}/`))) out.add(Number(f[2]));
-  }
-  return [...out].sort((a, b) => a - b);
 }
 
 const sorted = (a) => [...a].sort((x, y) => x - y);
