@@ -245,3 +245,63 @@ fs_chown_one(const char *path, const struct stat *st, int type,
 	return lchown(path, fs_chown_uid, fs_chown_gid);
 }
 
+
+/*
+ * The one rule for a relative path (spec validation, prepare steps and
+ * the command spawn runs): relative, at most
+ * FS_RELPATH_MAX bytes, no control characters, no empty, "." or ".."
+ * component (a trailing '/' is allowed where dir_ok); "." alone with
+ * FS_REL_DOT.  flags: FS_REL_DOT, FS_REL_DIR (a trailing '/' allowed).
+ */
+int
+fs_relpath_ok(const char *field, const char *p, int flags, char *err,
+    size_t errlen)
+{
+	int		 dot_ok = (flags & FS_REL_DOT) != 0;
+	int		 dir_ok = (flags & FS_REL_DIR) != 0;
+	const char	*s, *e;
+	size_t		 i, n;
+
+	if (p == NULL || p[0] == '\0' || strlen(p) > FS_RELPATH_MAX) {
+		snprintf(err, errlen, "%s: must be a non-empty relative path "
+		    "of at most %d bytes", field, FS_RELPATH_MAX);
+		return -1;
+	}
+	if (dot_ok && (strcmp(p, ".") == 0 || strcmp(p, "./") == 0))
+		return 0;
+	if (p[0] == '/') {
+		snprintf(err, errlen, "%s: '%.200s' is absolute; paths are "
+		    "relative to the artifact or the runtime directory", field,
+		    p);
+		return -1;
+	}
+	for (i = 0; p[i] != '\0'; i++)
+		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f) {
+			snprintf(err, errlen, "%s: contains a control "
+			    "character", field);
+			return -1;
+		}
+	for (s = p; *s != '\0'; s = *e ? e + 1 : e) {
+		e = strchr(s, '/');
+		if (e == NULL)
+			e = s + strlen(s);
+		n = (size_t)(e - s);
+		if (n == 0 && *e == '\0')
+			break;
+		if (n == 0 && *e == '/' && e[1] == '\0' && dir_ok)
+			break;
+		if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 &&
+		    s[0] == '.' && s[1] == '.')) {
+			snprintf(err, errlen, "%s: '%.200s' has an empty, '.' "
+			    "or '..' component; paths may not leave their "
+			    "directory", field, p);
+			return -1;
+		}
+	}
+	if (!dir_ok && p[strlen(p) - 1] == '/') {
+		snprintf(err, errlen, "%s: '%.200s' must name a file, not a "
+		    "directory", field, p);
+		return -1;
+	}
+	return 0;
+}

@@ -15,4 +15,9 @@ int	fs_parent_fsync(const char *);
 int	fs_exists(const char *);
 int	fs_chown_tree(const char *, uid_t, gid_t);
 
+#define FS_RELPATH_MAX	1024
+#define FS_REL_DOT	0x1	/* "." alone names the directory itself */
+#define FS_REL_DIR	0x2	/* a trailing '/' is allowed */
+int	fs_relpath_ok(const char *, const char *, int, char *, size_t);
+
 #endif
