@@ -47,6 +47,7 @@ static void	api_service_get(struct http_req *, void *);
 static void	api_service_put(struct http_req *, void *);
 static void	api_service_delete(struct http_req *, void *);
 static void	api_service_op(struct http_req *, enum sup_op);
+static int	api_status(enum nd_rc);
 static void	api_service_action(struct http_req *, void *);
 static void	api_service_logs(struct http_req *, void *);
 static int	api_service_coord(struct http_req *, struct coord *);
@@ -482,7 +483,8 @@ api_service_put(struct http_req *r, void *arg)
 		    "be installed: %s", err);
 		return;
 	}
-	status = sup_command(SUP_PUT, c.name, spec, jid, 0, err, sizeof(err));
+	status = api_status(sup_command(SUP_PUT, c.name, spec, jid, 0, err,
+	    sizeof(err)));
 	if (status >= 300) {
 		json_decref(job);
 		http_problem(r, status, "%s", err);
@@ -511,8 +513,8 @@ api_service_delete(struct http_req *r, void *arg)
 		http_problem(r, 400, "purge: must be true or false");
 		return;
 	}
-	status = sup_command(SUP_DELETE, c.name, NULL, 0, purge != NULL &&
-	    strcmp(purge, "true") == 0, err, sizeof(err));
+	status = api_status(sup_command(SUP_DELETE, c.name, NULL, 0,
+	    purge != NULL && strcmp(purge, "true") == 0, err, sizeof(err)));
 	if (status >= 300) {
 		http_problem(r, status, "%s", err);
 		return;
@@ -529,7 +531,8 @@ api_service_op(struct http_req *r, enum sup_op op)
 
 	if (api_service_coord(r, &c) != 0)
 		return;
-	status = sup_command(op, c.name, NULL, 0, 0, err, sizeof(err));
+	status = api_status(sup_command(op, c.name, NULL, 0, 0, err,
+	    sizeof(err)));
 	if (status >= 300) {
 		http_problem(r, status, "%s", err);
 		return;
@@ -575,8 +578,8 @@ api_service_snapshot(struct http_req *r)
 
 	if (api_service_coord(r, &c) != 0)
 		return;
-	if ((status = sup_snapshot_now(c.name, &id, err, sizeof(err))) !=
-	    202) {
+	if ((status = api_status(sup_snapshot_now(c.name, &id, err,
+	    sizeof(err)))) != 202) {
 		http_problem(r, status, "%s", err);
 		return;
 	}
@@ -728,4 +731,28 @@ api_node_drain(struct http_req *r, void *arg)
 		return;
 	}
 	http_json(r, status, answer);
+}
+
+/* The one place where a domain outcome becomes an HTTP status. */
+static int
+api_status(enum nd_rc rc)
+{
+	switch (rc) {
+	case ND_OK:
+		return 200;
+	case ND_CREATED:
+		return 201;
+	case ND_ACCEPTED:
+		return 202;
+	case ND_INVALID:
+		return 400;
+	case ND_NOT_FOUND:
+		return 404;
+	case ND_CONFLICT:
+		return 409;
+	case ND_UNAVAILABLE:
+		return 503;
+	default:
+		return 500;
+	}
 }

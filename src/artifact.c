@@ -41,7 +41,18 @@ static artifact_listener	 artifact_listen;
  */
 static pthread_mutex_t		 artifact_tree_mtx = PTHREAD_MUTEX_INITIALIZER;
 
+static int	artifact_install_known(sqlite3 *, const struct artifact_coord *,
+		    const char *, const char *, json_t **, char *, size_t);
+static int	artifact_install_differs(const json_t *, const char *,
+		    const char *);
+static int	artifact_install_queue(sqlite3 *, const struct artifact_coord *,
+		    const char *, const char *, json_t **, char *, size_t);
 static int	artifact_install_run(struct job *, void *, char *, size_t);
+static int	artifact_download(struct job *, const char *, const char *,
+		    int, struct fetch_result *, char *, size_t);
+static int	artifact_unpack(struct job *, const char *, const char *,
+		    struct unzip_stats *, char *, size_t);
+static int	artifact_place(const char *, const char *, char *, size_t);
 static int	artifact_remove_run(struct job *, void *, char *, size_t);
 static void	artifact_done(struct job *, void *, const char *,
 		    const char *);
@@ -255,104 +266,28 @@ artifact_submit_install(const struct artifact_coord *c, const char *url,
 {
 	sqlite3		*db = store_db();
 	char		 depot_url[CONFIG_URL_MAX + 512];
-	char		 shown[CONFIG_URL_MAX + 512];
-	const char	*have, *given_url = url;
-	json_t		*params, *private, *d, *p;
-	int64_t		 id;
+	int		 rc;
 
 	*answer = NULL;
 	if (db == NULL) {
 		snprintf(err, errlen, "store unavailable");
 		return -1;
 	}
-	if (url == NULL) {
-		if (artifact_url(artifact_cf, c, depot_url, sizeof(depot_url),
-		    err, errlen) != 0)
-			return 400;
-		url = depot_url;
-	}
+	if (url == NULL && artifact_url(artifact_cf, c, depot_url,
+	    sizeof(depot_url), err, errlen) != 0)
+		return 400;
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
 	    SQLITE_OK) {
 		snprintf(err, errlen, "store busy: %s", sqlite3_errmsg(db));
 		return -1;
 	}
-	/*
-	 * What exists answers the request only if it is what was asked
-	 * for: a pinned checksum that differs, or another explicit URL, is
-	 * a conflict, never silently ignored.
-	 */
-	if ((d = jobs_active(db, "artifact.remove", c->gav)) != NULL) {
+	if ((rc = artifact_install_known(db, c, url, sha256, answer, err,
+	    errlen)) != 0) {
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-		snprintf(err, errlen, "artifact %s is being removed (job %lld); "
-		    "install it again when that job has ended", c->gav,
-		    (long long)json_integer_value(json_object_get(d, "id")));
-		json_decref(d);
-		return 409;
+		return rc;
 	}
-	if ((*answer = artifact_get(db, c)) != NULL) {
-		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-		have = json_string_value(json_object_get(*answer, "sha256"));
-		if (sha256 != NULL && (have == NULL ||
-		    strcasecmp(have, sha256) != 0)) {
-			snprintf(err, errlen, "artifact %s is installed with "
-			    "sha256 %s (check: %s), not the requested %s; "
-			    "remove it first", c->gav, have ? have : "unknown",
-			    json_string_value(json_object_get(*answer,
-			    "verified")), sha256);
-			json_decref(*answer);
-			*answer = NULL;
-			return 409;
-		}
-		return 200;
-	}
-	if ((*answer = jobs_active(db, "artifact.install", c->gav)) != NULL) {
-		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-		p = json_object_get(*answer, "params");
-		have = json_string_value(json_object_get(p, "sha256"));
-		if ((sha256 != NULL && (have == NULL ||
-		    strcasecmp(have, sha256) != 0)) || (given_url != NULL &&
-		    (fetch_url_redact(given_url, shown, sizeof(shown)),
-		    strcmp(shown, json_string_value(json_object_get(p,
-		    "url")) ? json_string_value(json_object_get(p, "url")) :
-		    "") != 0))) {
-			snprintf(err, errlen, "an install of %s with another "
-			    "url or sha256 is already queued or running (job "
-			    "%lld)", c->gav, (long long)json_integer_value(
-			    json_object_get(*answer, "id")));
-			json_decref(*answer);
-			*answer = NULL;
-			return 409;
-		}
-		return 202;
-	}
-	/* The URL may carry credentials: the whole one stays private. */
-	fetch_url_redact(url, shown, sizeof(shown));
-	params = json_pack("{s:s, s:s}", "artifact", c->gav, "url", shown);
-	if (sha256 != NULL)
-		json_object_set_new(params, "sha256", json_string(sha256));
-	private = json_pack("{s:s}", "url", url);
-	id = jobs_insert(db, "artifact.install", c->gav, params, private);
-	json_decref(private);
-	if (id < 0) {
-		snprintf(err, errlen, "cannot queue the install: %s",
-		    sqlite3_errmsg(db));
-		json_decref(params);
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
-	}
-	d = json_pack("{s:I, s:s}", "job", (json_int_t)id, "url", shown);
-	store_event("artifact.install.requested", c->gav, d);
-	json_decref(d);
-	json_decref(params);
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "cannot queue the install: %s",
-		    sqlite3_errmsg(db));
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
-	}
-	jobs_wake();
-	*answer = jobs_get(db, id);
-	return 202;
+	return artifact_install_queue(db, c, url != NULL ? url : depot_url,
+	    sha256, answer, err, errlen);
 }
 
 /*
@@ -421,22 +356,130 @@ artifact_submit_remove(const struct artifact_coord *c, json_t **answer,
 	return 202;
 }
 
+/*
+ * What an install request meets, inside its transaction: a removal
+ * (409), the artifact (200), or an install job (202); 0 when there is
+ * none.  What exists answers the request only if it is what was asked
+ * for: a pinned checksum that differs, or another explicit URL (url, NULL
+ * for the depot's), is a conflict (409), never silently ignored.
+ */
+static int
+artifact_install_known(sqlite3 *db, const struct artifact_coord *c,
+    const char *url, const char *sha256, json_t **answer, char *err,
+    size_t errlen)
+{
+	const char	*have;
+	json_t		*d, *p;
+
+	if ((d = jobs_active(db, "artifact.remove", c->gav)) != NULL) {
+		snprintf(err, errlen, "artifact %s is being removed (job %lld); "
+		    "install it again when that job has ended", c->gav,
+		    (long long)json_integer_value(json_object_get(d, "id")));
+		json_decref(d);
+		return 409;
+	}
+	if ((*answer = artifact_get(db, c)) != NULL) {
+		have = json_string_value(json_object_get(*answer, "sha256"));
+		if (sha256 == NULL || (have != NULL &&
+		    strcasecmp(have, sha256) == 0))
+			return 200;
+		snprintf(err, errlen, "artifact %s is installed with sha256 %s "
+		    "(check: %s), not the requested %s; remove it first",
+		    c->gav, have ? have : "unknown", json_string_value(
+		    json_object_get(*answer, "verified")), sha256);
+		json_decref(*answer);
+		*answer = NULL;
+		return 409;
+	}
+	if ((*answer = jobs_active(db, "artifact.install", c->gav)) == NULL)
+		return 0;
+	p = json_object_get(*answer, "params");
+	if (!artifact_install_differs(p, url, sha256))
+		return 202;
+	snprintf(err, errlen, "an install of %s with another url or sha256 is "
+	    "already queued or running (job %lld)", c->gav, (long long)
+	    json_integer_value(json_object_get(*answer, "id")));
+	json_decref(*answer);
+	*answer = NULL;
+	return 409;
+}
+
+/* Was the install job of these params asked with another url or sha256? */
+static int
+artifact_install_differs(const json_t *params, const char *url,
+    const char *sha256)
+{
+	const char	*have = json_string_value(json_object_get(params,
+			    "sha256"));
+	const char	*had = json_string_value(json_object_get(params, "url"));
+	char		 shown[CONFIG_URL_MAX + 512];
+
+	if (sha256 != NULL && (have == NULL || strcasecmp(have, sha256) != 0))
+		return 1;
+	if (url == NULL)
+		return 0;
+	/* The job shows its URL without credentials: compare the same. */
+	fetch_url_redact(url, shown, sizeof(shown));
+	return strcmp(shown, had != NULL ? had : "") != 0;
+}
+
+/*
+ * Queues a new install job and commits the transaction submit began;
+ * 202 with the job, or -1 with err (rolled back).
+ */
+static int
+artifact_install_queue(sqlite3 *db, const struct artifact_coord *c,
+    const char *url, const char *sha256, json_t **answer, char *err,
+    size_t errlen)
+{
+	char	 shown[CONFIG_URL_MAX + 512];
+	json_t	*params, *private, *d;
+	int64_t	 id;
+
+	/* The URL may carry credentials: the whole one stays private. */
+	fetch_url_redact(url, shown, sizeof(shown));
+	params = json_pack("{s:s, s:s}", "artifact", c->gav, "url", shown);
+	if (sha256 != NULL)
+		json_object_set_new(params, "sha256", json_string(sha256));
+	private = json_pack("{s:s}", "url", url);
+	id = jobs_insert(db, "artifact.install", c->gav, params, private);
+	json_decref(private);
+	json_decref(params);
+	if (id < 0)
+		goto fail;
+	d = json_pack("{s:I, s:s}", "job", (json_int_t)id, "url", shown);
+	store_event("artifact.install.requested", c->gav, d);
+	json_decref(d);
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	jobs_wake();
+	*answer = jobs_get(db, id);
+	return 202;
+fail:
+	snprintf(err, errlen, "cannot queue the install: %s",
+	    sqlite3_errmsg(db));
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+/*
+ * The install job: plan the check, download, verify, unpack, move into
+ * place, record.  Each phase that can take long checks for a cancel.
+ */
 static int
 artifact_install_run(struct job *j, void *arg, char *err, size_t errlen)
 {
 	const struct config	*cf = artifact_cf;
 	struct artifact_coord	 c;
-	struct fetch_opts	 fo;
 	struct fetch_result	 fr;
-	struct unzip_limits	 lim;
 	struct unzip_stats	 us;
 	sqlite3			*db = store_db();
 	json_t			*have;
 	const char		*url, *given, *verified = "none";
 	char			 zip[PATH_MAX], staging[PATH_MAX], dest[PATH_MAX];
-	char			 stale[PATH_MAX], parent[PATH_MAX];
+	char			 stale[PATH_MAX];
 	char			 expect[65] = "";
-	int			 fd, want_sha1 = 0;
+	int			 want_sha1 = 0;
 
 	(void)arg;
 	if (artifact_parse(j->subject, &c, err, errlen) != 0 || db == NULL)
@@ -473,8 +516,37 @@ artifact_install_run(struct job *j, void *arg, char *err, size_t errlen)
 		return -1;
 
 	if (artifact_plan(j, url, given, expect, sizeof(expect), &verified,
-	    &want_sha1, err, errlen) != 0)
+	    &want_sha1, err, errlen) != 0 ||
+	    artifact_download(j, url, zip, want_sha1, &fr, err, errlen) != 0)
 		return -1;
+	jobs_progress(j, "verify", fr.bytes, fr.bytes);
+	if (strcmp(verified, "sha1-sidecar") == 0 ?
+	    strcasecmp(expect, fr.sha1) != 0 :
+	    expect[0] != '\0' && strcasecmp(expect, fr.sha256) != 0) {
+		snprintf(err, errlen, "checksum mismatch (%s): expected %s, "
+		    "downloaded %s", verified, expect,
+		    want_sha1 ? fr.sha1 : fr.sha256);
+		return -1;
+	}
+	if (artifact_unpack(j, zip, staging, &us, err, errlen) != 0 ||
+	    artifact_place(staging, dest, err, errlen) != 0)
+		return -1;
+	if (artifact_record(db, &c, dest, fr.sha256, verified, &us,
+	    json_string_value(json_object_get(j->params, "url")), j->id) != 0) {
+		snprintf(err, errlen, "cannot record the artifact: %s",
+		    sqlite3_errmsg(db));
+		return -1;
+	}
+	return 0;
+}
+
+/* Downloads url into zip (a new file), hashing as the bytes arrive. */
+static int
+artifact_download(struct job *j, const char *url, const char *zip,
+    int want_sha1, struct fetch_result *fr, char *err, size_t errlen)
+{
+	struct fetch_opts	fo;
+	int			fd;
 
 	fd = open(zip, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd == -1) {
@@ -485,12 +557,12 @@ artifact_install_run(struct job *j, void *arg, char *err, size_t errlen)
 	memset(&fo, 0, sizeof(fo));
 	fo.url = url;
 	fo.fd = fd;
-	fo.max_bytes = cf->download_max;
+	fo.max_bytes = artifact_cf->download_max;
 	fo.want_sha1 = want_sha1;
 	fo.progress = artifact_fetch_progress;
 	fo.arg = j;
 	jobs_progress(j, "download", 0, 0);
-	if (fetch_file(&fo, &fr, err, errlen) != 0) {
+	if (fetch_file(&fo, fr, err, errlen) != 0) {
 		close(fd);
 		return -1;
 	}
@@ -500,16 +572,19 @@ artifact_install_run(struct job *j, void *arg, char *err, size_t errlen)
 		return -1;
 	}
 	close(fd);
+	return 0;
+}
 
-	jobs_progress(j, "verify", fr.bytes, fr.bytes);
-	if (strcmp(verified, "sha1-sidecar") == 0 ?
-	    strcasecmp(expect, fr.sha1) != 0 :
-	    expect[0] != '\0' && strcasecmp(expect, fr.sha256) != 0) {
-		snprintf(err, errlen, "checksum mismatch (%s): expected %s, "
-		    "downloaded %s", verified, expect,
-		    want_sha1 ? fr.sha1 : fr.sha256);
-		return -1;
-	}
+/*
+ * Unpacks the verified zip into staging (a new directory) with every
+ * hostile-archive check, then deletes the zip to free its space.
+ */
+static int
+artifact_unpack(struct job *j, const char *zip, const char *staging,
+    struct unzip_stats *us, char *err, size_t errlen)
+{
+	const struct config	*cf = artifact_cf;
+	struct unzip_limits	 lim;
 
 	if (jobs_cancelled(j)) {
 		snprintf(err, errlen, "cancelled");
@@ -525,8 +600,8 @@ artifact_install_run(struct job *j, void *arg, char *err, size_t errlen)
 	lim.max_entries = cf->archive_max_entries;
 	lim.max_bytes = cf->archive_max_bytes;
 	lim.threads = cf->unpack_threads;
-	memset(&us, 0, sizeof(us));
-	if (unzip_extract(zip, staging, &lim, artifact_unzip_progress, j, &us,
+	memset(us, 0, sizeof(*us));
+	if (unzip_extract(zip, staging, &lim, artifact_unzip_progress, j, us,
 	    err, errlen) != 0)
 		return -1;
 	/* The download is no longer needed; free the space before rename. */
@@ -539,6 +614,18 @@ artifact_install_run(struct job *j, void *arg, char *err, size_t errlen)
 		snprintf(err, errlen, "cancelled");
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * One rename() of the staged tree to dest, which readers then see whole;
+ * read-only once in place.
+ */
+static int
+artifact_place(const char *staging, const char *dest, char *err,
+    size_t errlen)
+{
+	char	parent[PATH_MAX];
 
 	snprintf(parent, sizeof(parent), "%s", dest);
 	*strrchr(parent, '/') = '\0';
@@ -556,16 +643,10 @@ artifact_install_run(struct job *j, void *arg, char *err, size_t errlen)
 		return -1;
 	}
 	pthread_mutex_unlock(&artifact_tree_mtx);
-	/* Read-only once in place (a moved directory needs write access). */
+	/* Only now: moving a directory needs write access to it. */
 	(void)chmod(dest, 0555);
 	if (fs_fsync_dir(parent) != 0)
 		log_warn("artifact", "fsync %s: %s", parent, strerror(errno));
-	if (artifact_record(db, &c, dest, fr.sha256, verified, &us,
-	    json_string_value(json_object_get(j->params, "url")), j->id) != 0) {
-		snprintf(err, errlen, "cannot record the artifact: %s",
-		    sqlite3_errmsg(db));
-		return -1;
-	}
 	return 0;
 }
 

@@ -75,6 +75,10 @@ static const struct config_key config_keys[] = {
 #undef F
 
 static const struct config_key	*config_find(const char *);
+static int	config_set_number(const struct config_key *, const char *,
+		    char *, char *, size_t);
+static int	config_set_text(const struct config_key *, const char *,
+		    char *, char *, size_t);
 static int	config_parse_listen(struct config *, const char *, char *,
 		    size_t);
 static int	config_parse_size(const char *, unsigned long long *);
@@ -122,8 +126,7 @@ config_set(struct config *cf, const char *key, const char *value, char *err,
     size_t errlen)
 {
 	const struct config_key	*k;
-	char			*field, *end;
-	unsigned long long	 n;
+	char			*field;
 	enum log_level		 lvl;
 
 	if (strncmp(key, "depot.", 6) == 0)
@@ -134,14 +137,6 @@ config_set(struct config *cf, const char *key, const char *value, char *err,
 	}
 	field = (char *)cf + k->offset;
 	switch (k->type) {
-	case CT_STRING:
-		if (strlen(value) >= k->size) {
-			snprintf(err, errlen, "key '%s': value longer than %zu "
-			    "bytes", key, k->size - 1);
-			return -1;
-		}
-		snprintf(field, k->size, "%s", value);
-		return 0;
 	case CT_BOOL:
 		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
 		    strcmp(value, "1") == 0)
@@ -156,31 +151,8 @@ config_set(struct config *cf, const char *key, const char *value, char *err,
 		}
 		return 0;
 	case CT_SIZE:
-		if (config_parse_size(value, &n) != 0 || n < k->min ||
-		    n > k->max) {
-			snprintf(err, errlen, "key '%s': '%s' is not a size "
-			    "between %llu and %llu bytes (suffixes K, M, G)",
-			    key, value, k->min, k->max);
-			return -1;
-		}
-		*(size_t *)field = (size_t)n;
-		return 0;
 	case CT_UINT:
-		if (!isdigit((unsigned char)value[0])) {
-			snprintf(err, errlen, "key '%s': '%s' is not a number "
-			    "between %llu and %llu", key, value, k->min, k->max);
-			return -1;
-		}
-		errno = 0;
-		n = strtoull(value, &end, 10);
-		if (errno != 0 || end == value || *end != '\0' ||
-		    value[0] == '-' || n < k->min || n > k->max) {
-			snprintf(err, errlen, "key '%s': '%s' is not a number "
-			    "between %llu and %llu", key, value, k->min, k->max);
-			return -1;
-		}
-		*(unsigned *)field = (unsigned)n;
-		return 0;
+		return config_set_number(k, value, field, err, errlen);
 	case CT_LEVEL:
 		if (log_level_parse(value, &lvl) != 0) {
 			snprintf(err, errlen, "key '%s': '%s' is not one of "
@@ -191,31 +163,11 @@ config_set(struct config *cf, const char *key, const char *value, char *err,
 		return 0;
 	case CT_LISTEN:
 		return config_parse_listen(cf, value, err, errlen);
+	case CT_STRING:
 	case CT_URL:
-		if (value[0] != '\0' && !config_url_ok(value)) {
-			snprintf(err, errlen, "key '%s': '%s' is not an http:// "
-			    "or https:// URL", key, value);
-			return -1;
-		}
-		if (strlen(value) >= k->size) {
-			snprintf(err, errlen, "key '%s': URL longer than %zu "
-			    "bytes", key, k->size - 1);
-			return -1;
-		}
-		snprintf(field, k->size, "%s", value);
-		return 0;
 	case CT_LABEL:
 	case CT_NAME:
-		if (config_valid_label(value, k->type == CT_LABEL) != 0) {
-			snprintf(err, errlen, "key '%s': '%s' must be 1 to 63 "
-			    "characters of %s", key, value,
-			    k->type == CT_LABEL ? "a-z, 0-9 and '-'" :
-			    "letters, digits, '.', '_' and '-', not starting "
-			    "with '.'");
-			return -1;
-		}
-		snprintf(field, k->size, "%s", value);
-		return 0;
+		return config_set_text(k, value, field, err, errlen);
 	}
 	snprintf(err, errlen, "key '%s': internal error", key);
 	return -1;
@@ -416,6 +368,67 @@ config_set_depot(struct config *cf, const char *group, const char *url,
 	snprintf(cf->depots[i].url, sizeof(cf->depots[i].url), "%s", url);
 	if (i == cf->ndepots)
 		cf->ndepots++;
+	return 0;
+}
+
+/* CT_SIZE (with K, M, G suffixes) and CT_UINT, within the key's range. */
+static int
+config_set_number(const struct config_key *k, const char *value, char *field,
+    char *err, size_t errlen)
+{
+	unsigned long long	 n;
+	char			*end;
+
+	if (k->type == CT_SIZE) {
+		if (config_parse_size(value, &n) != 0 || n < k->min ||
+		    n > k->max) {
+			snprintf(err, errlen, "key '%s': '%s' is not a size "
+			    "between %llu and %llu bytes (suffixes K, M, G)",
+			    k->name, value, k->min, k->max);
+			return -1;
+		}
+		*(size_t *)field = (size_t)n;
+		return 0;
+	}
+	/* strtoull() takes "-1" and " 1": only digits are numbers here. */
+	if (!isdigit((unsigned char)value[0]))
+		goto bad;
+	errno = 0;
+	n = strtoull(value, &end, 10);
+	if (errno != 0 || *end != '\0' || n < k->min || n > k->max)
+		goto bad;
+	*(unsigned *)field = (unsigned)n;
+	return 0;
+bad:
+	snprintf(err, errlen, "key '%s': '%s' is not a number between %llu "
+	    "and %llu", k->name, value, k->min, k->max);
+	return -1;
+}
+
+/* The keys held as text: plain strings, URLs, cell and instance names. */
+static int
+config_set_text(const struct config_key *k, const char *value, char *field,
+    char *err, size_t errlen)
+{
+	if (k->type == CT_URL && value[0] != '\0' && !config_url_ok(value)) {
+		snprintf(err, errlen, "key '%s': '%s' is not an http:// or "
+		    "https:// URL", k->name, value);
+		return -1;
+	}
+	if ((k->type == CT_LABEL || k->type == CT_NAME) &&
+	    config_valid_label(value, k->type == CT_LABEL) != 0) {
+		snprintf(err, errlen, "key '%s': '%s' must be 1 to 63 "
+		    "characters of %s", k->name, value, k->type == CT_LABEL ?
+		    "a-z, 0-9 and '-'" : "letters, digits, '.', '_' and '-', "
+		    "not starting with '.'");
+		return -1;
+	}
+	if (strlen(value) >= k->size) {
+		snprintf(err, errlen, "key '%s': %s longer than %zu bytes",
+		    k->name, k->type == CT_URL ? "URL" : "value", k->size - 1);
+		return -1;
+	}
+	snprintf(field, k->size, "%s", value);
 	return 0;
 }
 

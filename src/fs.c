@@ -33,6 +33,7 @@
 #define FS_PASSES_MAX	10000
 
 static int	fs_rm_at(int, int, int, unsigned *);
+static int	fs_move_up(int, int, const char *, unsigned *);
 static int	fs_chown_one(const char *, const struct stat *, int,
 		    struct FTW *);
 
@@ -72,7 +73,6 @@ fs_rm_at(int topfd, int dfd, int depth, unsigned *moved)
 	DIR		*d;
 	struct dirent	*de;
 	struct stat	 st;
-	char		 up[32];
 	unsigned	 moved_last = *moved;
 	int		 fd, dupfd, rc = 0, pass, seen = 1;
 
@@ -118,18 +118,9 @@ fs_rm_at(int topfd, int dfd, int depth, unsigned *moved)
 				continue;
 			}
 			if (depth + 1 >= FS_DEPTH_MAX) {
-				for (;;) {
-					snprintf(up, sizeof(up), ".rm-%u",
-					    (*moved)++);
-					if (renameat2(dfd, de->d_name, topfd,
-					    up, RENAME_NOREPLACE) == 0)
-						break;
-					if (errno != EEXIST) {
-						if (errno != ENOENT)
-							rc = -1;
-						break;
-					}
-				}
+				if (fs_move_up(topfd, dfd, de->d_name, moved) !=
+				    0)
+					rc = -1;
 				continue;
 			}
 			fd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY |
@@ -158,6 +149,25 @@ fs_rm_at(int topfd, int dfd, int depth, unsigned *moved)
 			return -1;
 	}
 	return 0;
+}
+
+/*
+ * Moves the directory name of dfd up to the top of the tree, under a
+ * name of its own (.rm-<n>), to be emptied from there on a later pass.
+ * One that went meanwhile is not an error.
+ */
+static int
+fs_move_up(int topfd, int dfd, const char *name, unsigned *moved)
+{
+	char	up[32];
+
+	for (;;) {
+		snprintf(up, sizeof(up), ".rm-%u", (*moved)++);
+		if (renameat2(dfd, name, topfd, up, RENAME_NOREPLACE) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return errno == ENOENT ? 0 : -1;
+	}
 }
 
 /* mkdir -p; an existing directory is fine, anything else there is not. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,11 +34,38 @@
 #include "store.h"
 #include "sup.h"
 
+/* Below this many descriptors, a node with many services runs short. */
+#define DAEMON_NOFILE_MIN	4096
+
 extern char	**environ;
+
+#define DAEMON_FLAGS_MAX	32
+
+/* The options that set keys, applied after the file and environment. */
+struct daemon_flags {
+	const char	*file;			/* --config */
+	const char	*names[DAEMON_FLAGS_MAX];	/* for messages */
+	const char	*keys[DAEMON_FLAGS_MAX];
+	const char	*vals[DAEMON_FLAGS_MAX];
+	char		 depot_keys[DAEMON_FLAGS_MAX][160];
+	size_t		 n;
+	int		 show_login;
+};
 
 static void	usage(FILE *);
 static int	daemon_main(int, char **);
 static void	daemon_config(struct config *, int, char **, int *);
+static void	daemon_flags(struct daemon_flags *, int, char **);
+static void	daemon_flag(struct daemon_flags *, const char *, const char *,
+		    const char *);
+static void	daemon_nofile(void);
+static void	daemon_signals(sigset_t *);
+static void	daemon_open(const struct config *, char *, size_t);
+static struct job_kind	*daemon_workers(struct config *);
+static struct job_kind	*daemon_job_kinds(void);
+static void	daemon_login(const struct config *, const char *);
+static int	daemon_wait(const sigset_t *, siginfo_t *);
+static void	daemon_stop(const struct config *, int64_t, int);
 
 static const struct option daemon_opts[] = {
 	{ "config",	required_argument,	NULL, 'c' },
@@ -98,74 +126,25 @@ daemon_main(int argc, char **argv)
 {
 	struct config	 cf;
 	struct api_ctx	 ctx;
-	char		 err[1024], path[PATH_MAX + 32], tmp[PATH_MAX + 8];
-	char		 token[AUTH_TOKEN_LEN + 1];
+	struct job_kind	*kinds;
+	char		 err[1024], token[AUTH_TOKEN_LEN + 1];
 	sigset_t	 sigs;
 	siginfo_t	 si;
-	json_t		*detail;
-	struct job_kind	 kinds[8];
-	size_t		 n, nk = 0;
 	int		 show_login = 0, sig;
 
 	daemon_config(&cf, argc, argv, &show_login);
 	log_set_level(cf.log_level);
+	daemon_nofile();
 	/*
 	 * glibc gives each thread that allocates an arena of its own, and
 	 * keeps them: with a dozen threads that is tens of MB for nothing.
 	 */
 	mallopt(M_ARENA_MAX, 2);
-
-	/*
-	 * Block the signals we wait for before any thread exists, so every
-	 * thread inherits the mask and only sigwaitinfo() below sees them.
-	 */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGCHLD);	/* the supervisor's signalfd */
-	if (pthread_sigmask(SIG_BLOCK, &sigs, NULL) != 0)
-		fatal("pthread_sigmask failed");
-	sigdelset(&sigs, SIGCHLD);
-	signal(SIGPIPE, SIG_IGN);
+	daemon_signals(&sigs);
 	umask(022);
 
-	/* The lock first: a refused second daemon touches nothing. */
-	if (prefix_lock(cf.prefix, err, sizeof(err)) != 0)
-		fatal("%s", err);
-	if (prefix_prepare(cf.prefix, err, sizeof(err)) != 0)
-		fatal("%s", err);
-	snprintf(path, sizeof(path), "%s/state/token", cf.prefix);
-	if (auth_token_load(path, token, sizeof(token), err, sizeof(err)) != 0)
-		fatal("%s", err);
-	snprintf(path, sizeof(path), "%s/state/nodee.db", cf.prefix);
-	if (store_open(path, err, sizeof(err)) != 0)
-		fatal("%s: %s", path, err);
-	if (fetch_global_init() != 0)
-		fatal("cannot initialise libcurl");
-	/* First in the audit log, before what recovery and workers write. */
-	detail = json_pack("{s:s, s:I, s:s, s:s}", "version", NODEE_VERSION,
-	    "pid", (json_int_t)getpid(), "listen", cf.listen, "prefix",
-	    cf.prefix);
-	store_event("daemon.started", cf.instance, detail);
-	json_decref(detail);
-	artifact_init(&cf);
-	snprintf(tmp, sizeof(tmp), "%s/tmp", cf.prefix);
-	if (jobs_recover(tmp) < 0)
-		fatal("cannot recover the jobs of the last run");
-	artifact_on_install(sup_artifact_done);
-	prepare_init(&cf);
-	prepare_on_done(sup_prepared);
-	for (n = 0; artifact_job_kinds[n].kind != NULL; n++)
-		kinds[nk++] = artifact_job_kinds[n];
-	for (n = 0; prepare_job_kinds[n].kind != NULL; n++)
-		kinds[nk++] = prepare_job_kinds[n];
-	if (jobs_start(tmp, cf.workers, kinds, NULL) != 0)
-		fatal("cannot start the job workers");
-	sup_on_change(registry_changed);	/* before the thread reads it */
-	if (sup_start(&cf) != 0)
-		fatal("cannot start the supervisor");
-
+	daemon_open(&cf, token, sizeof(token));
+	kinds = daemon_workers(&cf);
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cf = &cf;
 	ctx.started_ms = store_now_ms();
@@ -173,45 +152,145 @@ daemon_main(int argc, char **argv)
 		fatal("%s", err);
 	if (http_start(&cf, token, api_routes, &ctx, err, sizeof(err)) != 0)
 		fatal("%s", err);
-
 	log_info("main", "nodee %s started: instance %s, cell %s, prefix %s",
 	    NODEE_VERSION, cf.instance, cf.cell, cf.prefix);
 	if (show_login)
-		fprintf(stderr, "\n  console: %s://%s%s%s:%u/?token=%s\n\n",
-		    cf.tls_cert[0] ? "https" : "http",
-		    cf.listen_ipv6 ? "[" : "",
-		    config_listen_is_loopback(&cf) || cf.listen_ipv6 ?
-		    cf.listen_host : "127.0.0.1", cf.listen_ipv6 ? "]" : "",
-		    cf.listen_port, token);
+		daemon_login(&cf, token);
+
+	sig = daemon_wait(&sigs, &si);
+	log_info("main", "%s received from pid %ld: stopping",
+	    strsignal(sig), (long)si.si_pid);
+	daemon_stop(&cf, ctx.started_ms, sig);
+	free(kinds);
+	return 0;
+}
+
+/*
+ * Blocks the signals we wait for before any thread exists, so every
+ * thread inherits the mask and only sigwaitinfo() in daemon_wait() sees
+ * them; *waited is that set (SIGCHLD is the supervisor's, through its
+ * signalfd).
+ */
+static void
+daemon_signals(sigset_t *waited)
+{
+	sigemptyset(waited);
+	sigaddset(waited, SIGTERM);
+	sigaddset(waited, SIGINT);
+	sigaddset(waited, SIGHUP);
+	sigaddset(waited, SIGCHLD);
+	if (pthread_sigmask(SIG_BLOCK, waited, NULL) != 0)
+		fatal("pthread_sigmask failed");
+	sigdelset(waited, SIGCHLD);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* The prefix (locked first), the API token, the store and libcurl. */
+static void
+daemon_open(const struct config *cf, char *token, size_t tokenlen)
+{
+	char	 err[1024], path[PATH_MAX + 32];
+	json_t	*detail;
+
+	/* The lock first: a refused second daemon touches nothing. */
+	if (prefix_lock(cf->prefix, err, sizeof(err)) != 0)
+		fatal("%s", err);
+	if (prefix_prepare(cf->prefix, err, sizeof(err)) != 0)
+		fatal("%s", err);
+	snprintf(path, sizeof(path), "%s/state/token", cf->prefix);
+	if (auth_token_load(path, token, tokenlen, err, sizeof(err)) != 0)
+		fatal("%s", err);
+	snprintf(path, sizeof(path), "%s/state/nodee.db", cf->prefix);
+	if (store_open(path, err, sizeof(err)) != 0)
+		fatal("%s: %s", path, err);
+	if (fetch_global_init() != 0)
+		fatal("cannot initialise libcurl");
+	/* First in the audit log, before what recovery and workers write. */
+	detail = json_pack("{s:s, s:I, s:s, s:s}", "version", NODEE_VERSION,
+	    "pid", (json_int_t)getpid(), "listen", cf->listen, "prefix",
+	    cf->prefix);
+	store_event("daemon.started", cf->instance, detail);
+	json_decref(detail);
+}
+
+/*
+ * The job workers (after the jobs of the last run are queued again) and
+ * the supervisor.  Returns the job kinds table, to free after
+ * jobs_stop().
+ */
+static struct job_kind *
+daemon_workers(struct config *cf)
+{
+	struct job_kind	*kinds;
+	char		 tmp[PATH_MAX + 8];
+
+	artifact_init(cf);
+	snprintf(tmp, sizeof(tmp), "%s/tmp", cf->prefix);
+	if (jobs_recover(tmp) < 0)
+		fatal("cannot recover the jobs of the last run");
+	artifact_on_install(sup_artifact_done);
+	prepare_init(cf);
+	prepare_on_done(sup_prepared);
+	kinds = daemon_job_kinds();
+	if (jobs_start(tmp, cf->workers, kinds, NULL) != 0)
+		fatal("cannot start the job workers");
+	sup_on_change(registry_changed);	/* before the thread reads it */
+	if (sup_start(cf) != 0)
+		fatal("cannot start the supervisor");
+	return kinds;
+}
+
+/* --show-login: the console's URL with the token, for a browser. */
+static void
+daemon_login(const struct config *cf, const char *token)
+{
+	fprintf(stderr, "\n  console: %s://%s%s%s:%u/?token=%s\n\n",
+	    cf->tls_cert[0] ? "https" : "http", cf->listen_ipv6 ? "[" : "",
+	    config_listen_is_loopback(cf) || cf->listen_ipv6 ?
+	    cf->listen_host : "127.0.0.1", cf->listen_ipv6 ? "]" : "",
+	    cf->listen_port, token);
+}
+
+/* Sleeps until a signal that stops the daemon; SIGHUP changes nothing. */
+static int
+daemon_wait(const sigset_t *sigs, siginfo_t *si)
+{
+	int	sig;
 
 	for (;;) {
-		if ((sig = sigwaitinfo(&sigs, &si)) == -1) {
+		if ((sig = sigwaitinfo(sigs, si)) == -1) {
 			if (errno == EINTR)
 				continue;
 			fatal("sigwaitinfo: %s", strerror(errno));
 		}
-		if (sig == SIGHUP) {
-			log_info("main", "SIGHUP ignored: restart nodee to apply "
-			    "configuration changes");
-			continue;
-		}
-		break;
+		if (sig != SIGHUP)
+			return sig;
+		log_info("main", "SIGHUP ignored: restart nodee to apply "
+		    "configuration changes");
 	}
-	log_info("main", "%s received from pid %ld: stopping",
-	    strsignal(sig), (long)si.si_pid);
+}
+
+/*
+ * Shutdown: the cell hears that the node is stopping before the API
+ * goes away.  The services keep running; the next nodee adopts them.
+ */
+static void
+daemon_stop(const struct config *cf, int64_t started_ms, int sig)
+{
+	json_t	*detail;
+
 	registry_stopping();
 	http_stop(NODEE_SHUTDOWN_GRACE_S);
 	jobs_stop();
 	sup_stop();
 	registry_stop();
 	detail = json_pack("{s:s, s:I}", "signal", sigabbrev_np(sig),
-	    "uptime_s", (json_int_t)((store_now_ms() - ctx.started_ms) / 1000));
-	store_event("daemon.stopped", cf.instance, detail);
+	    "uptime_s", (json_int_t)((store_now_ms() - started_ms) / 1000));
+	store_event("daemon.stopped", cf->instance, detail);
 	json_decref(detail);
 	store_close();
 	fetch_global_cleanup();
 	log_info("main", "stopped");
-	return 0;
 }
 
 /*
@@ -222,53 +301,78 @@ daemon_main(int argc, char **argv)
 static void
 daemon_config(struct config *cf, int argc, char **argv, int *show_login)
 {
-	const char	*file = NULL, *flag_keys[32], *flag_vals[32];
-	const char	*flag_names[32], *eq, *scheme;
-	static char	 depot_keys[32][160];
-	char		 err[1024], abs[PATH_MAX];
-	struct stat	 st;
-	size_t		 nflags = 0, i;
+	struct daemon_flags	 fl;
+	const char		*file;
+	char			 err[1024], abs[PATH_MAX];
+	struct stat		 st;
+	size_t			 i;
+
+	daemon_flags(&fl, argc, argv);
+	*show_login = fl.show_login;
+	config_defaults(cf);
+	if ((file = fl.file) == NULL && (file = getenv("NODEE_CONFIG")) ==
+	    NULL && stat("/etc/nodee/nodee.conf", &st) == 0)
+		file = "/etc/nodee/nodee.conf";
+	if (file != NULL && config_load_file(cf, file, err, sizeof(err)) != 0)
+		fatal("%s", err);
+	if (config_load_env(cf, environ, err, sizeof(err)) != 0)
+		fatal("%s", err);
+	for (i = 0; i < fl.n; i++) {
+		if (config_set(cf, fl.keys[i], fl.vals[i], err,
+		    sizeof(err)) != 0)
+			fatal("option --%s: %s", fl.names[i], err);
+	}
+	if (config_check(cf, err, sizeof(err)) != 0)
+		fatal("configuration%s%s: %s", file ? " " : "", file ? file : "",
+		    err);
+	if (prefix_absolute(cf->prefix, abs, sizeof(abs), err,
+	    sizeof(err)) != 0)
+		fatal("%s", err);
+	snprintf(cf->prefix, sizeof(cf->prefix), "%s", abs);
+}
+
+/*
+ * The command line of "nodee daemon": each option that sets a key, in
+ * order, as (flag name, key, value); --help, --version and a bad option
+ * end the program here.
+ */
+static void
+daemon_flags(struct daemon_flags *fl, int argc, char **argv)
+{
+	const char	*eq, *scheme;
 	int		 ch;
 
+	memset(fl, 0, sizeof(*fl));
 	while ((ch = getopt_long(argc, argv, "c:p:l:L:d:shV", daemon_opts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			file = optarg;
+			fl->file = optarg;
 			break;
 		case 'p':
-			flag_names[nflags] = "prefix";
-			flag_keys[nflags] = "prefix";
-			flag_vals[nflags++] = optarg;
+			daemon_flag(fl, "prefix", "prefix", optarg);
 			break;
 		case 'l':
-			flag_names[nflags] = "listen";
-			flag_keys[nflags] = "listen";
-			flag_vals[nflags++] = optarg;
+			daemon_flag(fl, "listen", "listen", optarg);
 			break;
 		case 'L':
-			flag_names[nflags] = "log-level";
-			flag_keys[nflags] = "log_level";
-			flag_vals[nflags++] = optarg;
+			daemon_flag(fl, "log-level", "log_level", optarg);
 			break;
 		case 'd':
 			/* GROUP=URL, as the original nodee's --depot. */
-			flag_names[nflags] = "depot";
 			eq = strchr(optarg, '=');
 			scheme = strstr(optarg, "://");
 			if (eq != NULL && scheme != NULL && eq < scheme) {
-				snprintf(depot_keys[nflags],
-				    sizeof(depot_keys[nflags]), "depot.%.*s",
+				snprintf(fl->depot_keys[fl->n],
+				    sizeof(fl->depot_keys[fl->n]), "depot.%.*s",
 				    (int)(eq - optarg), optarg);
-				flag_keys[nflags] = depot_keys[nflags];
-				flag_vals[nflags++] = eq + 1;
-			} else {
-				flag_keys[nflags] = "depot";
-				flag_vals[nflags++] = optarg;
-			}
+				daemon_flag(fl, "depot", fl->depot_keys[fl->n],
+				    eq + 1);
+			} else
+				daemon_flag(fl, "depot", "depot", optarg);
 			break;
 		case 's':
-			*show_login = 1;
+			fl->show_login = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -280,8 +384,6 @@ daemon_config(struct config *cf, int argc, char **argv, int *show_login)
 			usage(stderr);
 			exit(2);
 		}
-		if (nflags == sizeof(flag_keys) / sizeof(flag_keys[0]))
-			fatal("too many options");
 	}
 	if (optind < argc) {
 		fprintf(stderr, "nodee daemon: unexpected argument '%s'\n",
@@ -289,25 +391,77 @@ daemon_config(struct config *cf, int argc, char **argv, int *show_login)
 		usage(stderr);
 		exit(2);
 	}
+}
 
-	config_defaults(cf);
-	if (file == NULL && (file = getenv("NODEE_CONFIG")) == NULL &&
-	    stat("/etc/nodee/nodee.conf", &st) == 0)
-		file = "/etc/nodee/nodee.conf";
-	if (file != NULL && config_load_file(cf, file, err, sizeof(err)) != 0)
-		fatal("%s", err);
-	if (config_load_env(cf, environ, err, sizeof(err)) != 0)
-		fatal("%s", err);
-	for (i = 0; i < nflags; i++) {
-		if (config_set(cf, flag_keys[i], flag_vals[i], err,
-		    sizeof(err)) != 0)
-			fatal("option --%s: %s", flag_names[i], err);
+static void
+daemon_flag(struct daemon_flags *fl, const char *name, const char *key,
+    const char *value)
+{
+	if (fl->n == DAEMON_FLAGS_MAX)
+		fatal("too many options");
+	fl->names[fl->n] = name;
+	fl->keys[fl->n] = key;
+	fl->vals[fl->n++] = value;
+}
+
+/*
+ * The supervisor holds a pidfd per live service, the registry and HTTP
+ * a few more: the default soft limit of 1024 descriptors is too few for
+ * a thousand services.  The soft limit goes up to the hard one, as
+ * systemd advises daemons to do (it keeps 1024 as the soft default only
+ * for the sake of programs that still use select()).
+ */
+static void
+daemon_nofile(void)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		log_warn("main", "getrlimit(RLIMIT_NOFILE): %s",
+		    strerror(errno));
+		return;
 	}
-	if (config_check(cf, err, sizeof(err)) != 0)
-		fatal("configuration%s%s: %s", file ? " " : "", file ? file : "",
-		    err);
-	if (prefix_absolute(cf->prefix, abs, sizeof(abs), err,
-	    sizeof(err)) != 0)
-		fatal("%s", err);
-	snprintf(cf->prefix, sizeof(cf->prefix), "%s", abs);
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+			log_warn("main", "cannot raise the open files limit "
+			    "to %llu: %s", (unsigned long long)rl.rlim_max,
+			    strerror(errno));
+			(void)getrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
+	log_info("main", "open files limit: %llu",
+	    (unsigned long long)rl.rlim_cur);
+	if (rl.rlim_cur < DAEMON_NOFILE_MIN)
+		log_warn("main", "open files limit %llu is below %d: with many "
+		    "services nodee runs out of descriptors; raise the hard "
+		    "limit (LimitNOFILE= in the systemd unit, or ulimit -Hn)",
+		    (unsigned long long)rl.rlim_cur, DAEMON_NOFILE_MIN);
+}
+
+/*
+ * The job kinds of every module in one table, ended by a NULL kind as
+ * jobs_start() reads it.  Lives until jobs_stop(); the caller frees it.
+ */
+static struct job_kind *
+daemon_job_kinds(void)
+{
+	const struct job_kind	*tables[] = { artifact_job_kinds,
+				    prepare_job_kinds };
+	struct job_kind		*kinds;
+	size_t			 t, i, n = 0;
+
+	for (t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		for (i = 0; tables[t][i].kind != NULL; i++)
+			n++;
+	if ((kinds = calloc(n + 1, sizeof(*kinds))) == NULL)
+		fatal("out of memory");
+	n = 0;
+	for (t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		for (i = 0; tables[t][i].kind != NULL; i++)
+			kinds[n++] = tables[t][i];
+	kinds[n].kind = NULL;
+	kinds[n].run = NULL;
+	kinds[n].done = NULL;
+	return kinds;
 }

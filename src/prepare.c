@@ -93,8 +93,15 @@ static prepare_listener		 prepare_listen;
 
 static void	prepare_sweep_snapshots(void);
 static int	prepare_run(struct job *, void *, char *, size_t);
+static int	prepare_run_open(struct prep_run *, struct job *, int *, char *,
+		    size_t);
+static int	prepare_steps(struct prep_run *, json_t *, char *, size_t);
 static void	prepare_done(struct job *, void *, const char *, const char *);
 static int	prepare_snapshot_run(struct job *, void *, char *, size_t);
+static int	prepare_snapshot_zip(struct job *, const struct coord *, char *,
+		    size_t);
+static int	prepare_snapshot_upload(struct job *, const char *,
+		    const char *, char *, size_t);
 static void	prepare_snapshot_done(struct job *, void *, const char *,
 		    const char *);
 static int	prepare_path_ok(const char *, const json_t *, int, int, char *,
@@ -106,6 +113,10 @@ static int	prepare_url_check(const struct config *, const json_t *,
 static int	prepare_creds_check(const json_t *, char *, size_t);
 static int	prepare_step_check(const struct config *, const json_t *,
 		    json_t *, size_t, char *, size_t);
+static int	prepare_copy_check(json_t *, const char *, char *, size_t);
+static int	prepare_template_check(json_t *, const char *, char *, size_t);
+static int	prepare_fetch_check(const struct config *, const json_t *,
+		    json_t *, const char *, char *, size_t);
 static json_t	*prepare_cred_json(const json_t *, const char *, char *,
 		    size_t);
 static json_t	*prepare_snapshot_target(const json_t *, const struct coord *,
@@ -124,10 +135,16 @@ static int	prepare_copy_file(struct prep_run *, int, const char *,
 		    const struct stat *, const char *, int, char *, size_t);
 static int	prepare_copy_tree(struct prep_run *, int, const char *, int,
 		    int, char *, size_t);
+static int	prepare_copy_link(struct prep_run *, int, const char *,
+		    const char *, int, char *, size_t);
 static int	prepare_template(struct prep_run *, const json_t *, char *,
 		    size_t);
 static int	prepare_fetch(struct prep_run *, const json_t *, int *,
 		    char *, size_t);
+static int	prepare_fetch_get(struct prep_run *, const json_t *, char *,
+		    size_t, int *, char *, size_t);
+static int	prepare_fetch_unpack(struct prep_run *, const char *,
+		    const char *, char *, size_t);
 static int	prepare_apply(struct prep_run *, int, char *, size_t);
 static int	prepare_apply_one(struct prep_run *, int, const char *,
 		    const struct prep_item *, unsigned, char *, size_t);
@@ -137,6 +154,8 @@ static int	prepare_preflight(struct prep_run *, int, char *, size_t);
 static int	prepare_mkdir(struct prep_run *, int, const char *);
 static void	prepare_step_name(const struct prep_run *, int, char *, size_t);
 static const char *prepare_step_kind(const json_t *);
+static const char *prepare_var(const struct prepare_vars *, const char *,
+		    size_t, char *, size_t);
 static int	prepare_progress(void *, uint64_t, uint64_t);
 static char	*prepare_join(const char *, const char *);
 
@@ -391,43 +410,9 @@ prepare_render(const char *in, size_t len, const struct prepare_vars *v,
 			memcpy(name, p + 2, (size_t)(close - p - 2));
 			name[close - p - 2] = '\0';
 			p = close + 1;
-			if (strcmp(name, "coordinate") == 0)
-				val = v->c->name;
-			else if (strcmp(name, "instance") == 0)
-				val = v->c->instance;
-			else if (strcmp(name, "service") == 0)
-				val = v->c->service;
-			else if (strcmp(name, "user") == 0)
-				val = v->c->user;
-			else if (strcmp(name, "cell") == 0)
-				val = v->c->cell;
-			else if (strcmp(name, "runtime_dir") == 0)
-				val = v->runtime_dir;
-			else if (strcmp(name, "artifact_dir") == 0)
-				val = v->artifact_dir;
-			else if (strcmp(name, "node") == 0)
-				val = v->node;
-			else if (strncmp(name, "option:", 7) == 0) {
-				if ((val = json_string_value(json_object_get(
-				    v->options, name + 7))) == NULL) {
-					snprintf(err, errlen, "line %zu: "
-					    "${%s}: the spec has no option "
-					    "'%s'", line, name, name + 7);
-					goto fail;
-				}
-			} else if (strncmp(name, "env:", 4) == 0) {
-				if ((val = json_string_value(json_object_get(
-				    v->env, name + 4))) == NULL) {
-					snprintf(err, errlen, "line %zu: "
-					    "${%s}: the spec's env has no "
-					    "'%s'", line, name, name + 4);
-					goto fail;
-				}
-			} else {
-				snprintf(err, errlen, "line %zu: unknown name "
-				    "${%s}", line, name);
+			if ((val = prepare_var(v, name, line, err, errlen)) ==
+			    NULL)
 				goto fail;
-			}
 		} else
 			p++;
 		if (val != NULL)
@@ -454,6 +439,47 @@ prepare_render(const char *in, size_t len, const struct prepare_vars *v,
 fail:
 	free(out);
 	return -1;
+}
+
+/* The value of ${name} on line `line`, or NULL with err. */
+static const char *
+prepare_var(const struct prepare_vars *v, const char *name, size_t line,
+    char *err, size_t errlen)
+{
+	const char	*val;
+
+	if (strcmp(name, "coordinate") == 0)
+		return v->c->name;
+	if (strcmp(name, "instance") == 0)
+		return v->c->instance;
+	if (strcmp(name, "service") == 0)
+		return v->c->service;
+	if (strcmp(name, "user") == 0)
+		return v->c->user;
+	if (strcmp(name, "cell") == 0)
+		return v->c->cell;
+	if (strcmp(name, "runtime_dir") == 0)
+		return v->runtime_dir;
+	if (strcmp(name, "artifact_dir") == 0)
+		return v->artifact_dir;
+	if (strcmp(name, "node") == 0)
+		return v->node;
+	if (strncmp(name, "option:", 7) == 0) {
+		if ((val = json_string_value(json_object_get(v->options,
+		    name + 7))) == NULL)
+			snprintf(err, errlen, "line %zu: ${%s}: the spec has no "
+			    "option '%s'", line, name, name + 7);
+		return val;
+	}
+	if (strncmp(name, "env:", 4) == 0) {
+		if ((val = json_string_value(json_object_get(v->env,
+		    name + 4))) == NULL)
+			snprintf(err, errlen, "line %zu: ${%s}: the spec's env "
+			    "has no '%s'", line, name, name + 4);
+		return val;
+	}
+	snprintf(err, errlen, "line %zu: unknown name ${%s}", line, name);
+	return NULL;
 }
 
 /* Did prepare job `id` prepare exactly this spec? */
@@ -679,98 +705,27 @@ fail:
 	return -1;
 }
 
+/*
+ * The prepare job: every step staged in order, then all results applied
+ * at once.  The results of the steps are kept in the job's params.
+ */
 static int
 prepare_run(struct job *j, void *arg, char *err, size_t errlen)
 {
 	struct prep_run	 r;
-	json_t		*steps, *step, *results, *owner;
-	char		 e[1024];
-	const char	*kind;
+	json_t		*results, *res;
 	size_t		 i;
-	int		 rtfd = -1, rc = -1, skipped;
+	int		 rtfd = -1, rc = -1;
 
 	(void)arg;
-	memset(&r, 0, sizeof(r));
-	r.j = j;
-	r.artfd = -1;
-	r.spec = json_object_get(j->private, "spec");
-	if (r.spec == NULL || coord_parse(j->subject, &r.c, err, errlen) !=
-	    0) {
-		if (r.spec == NULL)
-			snprintf(err, errlen, "the job has no spec");
-		return -1;
-	}
-	if ((owner = json_object_get(j->params, "owner")) != NULL) {
-		r.own = 1;
-		r.uid = (uid_t)json_integer_value(json_object_get(owner,
-		    "uid"));
-		r.gid = (gid_t)json_integer_value(json_object_get(owner,
-		    "gid"));
-	}
-	if (prepare_vars_for(r.spec, &r.c, &r.vars, r.rtdir, sizeof(r.rtdir),
-	    r.artdir, sizeof(r.artdir), err, errlen) != 0)
-		return -1;
-	if ((r.artfd = open(r.artdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ==
-	    -1) {
-		snprintf(err, errlen, "artifact %s: %s", r.artdir,
-		    strerror(errno));
-		return -1;
-	}
-	rtfd = open(r.rtdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (rtfd == -1 && errno != ENOENT) {
-		snprintf(err, errlen, "runtime directory %s: %s", r.rtdir,
-		    strerror(errno));
+	if (prepare_run_open(&r, j, &rtfd, err, errlen) != 0)
 		goto out;
-	}
-	r.is_new = rtfd == -1;
-	if (snprintf(r.stage, sizeof(r.stage), "%s/stage", j->tmpdir) >=
-	    (int)sizeof(r.stage) || mkdir(r.stage, 0755) != 0) {
-		snprintf(err, errlen, "cannot create %s: %s", r.stage,
-		    strerror(errno));
-		goto out;
-	}
-	steps = json_object_get(r.spec, "prepare");
-	r.nsteps = (int)json_array_size(steps);
 	results = json_array();
 	json_object_set_new(j->params, "results", results);
 	json_object_set_new(j->params, "new_runtime_dir",
 	    json_boolean(r.is_new));
-	json_array_foreach(steps, i, step) {
-		char	phase[16];
-
-		r.step = (int)i + 1;
-		skipped = 0;
-		kind = prepare_step_kind(step);
-		snprintf(phase, sizeof(phase), "step %d/%d", r.step, r.nsteps);
-		jobs_progress(j, phase, 0, 0);
-		if (jobs_cancelled(j)) {
-			snprintf(err, errlen, "cancelled");
-			goto out;
-		}
-		if (json_is_true(json_object_get(step, "once")) && !r.is_new) {
-			json_array_append_new(results, json_pack("{s:i, s:s}",
-			    "step", r.step, "result", "skipped: once, and the "
-			    "runtime directory exists"));
-			continue;
-		}
-		e[0] = '\0';
-		if (strcmp(kind, "copy") == 0)
-			rc = prepare_copy(&r, step, e, sizeof(e));
-		else if (strcmp(kind, "template") == 0)
-			rc = prepare_template(&r, step, e, sizeof(e));
-		else
-			rc = prepare_fetch(&r, step, &skipped, e, sizeof(e));
-		if (rc != 0) {
-			char	name[700];
-
-			prepare_step_name(&r, r.step, name, sizeof(name));
-			snprintf(err, errlen, "%s: %s", name, e);
-			goto out;
-		}
-		json_array_append_new(results, json_pack("{s:i, s:s}", "step",
-		    r.step, "result", skipped ? "skipped: optional, and the "
-		    "server has no such object (404)" : "staged"));
-	}
+	if (prepare_steps(&r, results, err, errlen) != 0)
+		goto out;
 	if (jobs_cancelled(j)) {
 		snprintf(err, errlen, "cancelled");
 		goto out;
@@ -778,10 +733,10 @@ prepare_run(struct job *j, void *arg, char *err, size_t errlen)
 	/* The bytes fetched stay shown once the job is done. */
 	jobs_progress(j, "apply", r.fetched, r.fetched);
 	if ((rc = prepare_apply(&r, rtfd, err, errlen)) == 0)
-		json_array_foreach(results, i, step)
-			if (strcmp(json_string_value(json_object_get(step,
+		json_array_foreach(results, i, res)
+			if (strcmp(json_string_value(json_object_get(res,
 			    "result")), "staged") == 0)
-				json_object_set_new(step, "result",
+				json_object_set_new(res, "result",
 				    json_string("done"));
 out:
 	(void)jobs_save_params(j);
@@ -795,6 +750,109 @@ out:
 	}
 	free(r.items);
 	return rc;
+}
+
+/*
+ * What a prepare job works with: its spec, the owner of what it makes,
+ * the artifact (open), the runtime directory (open in *rtfd, or -1 when
+ * it does not exist yet: is_new) and an empty staging area.
+ */
+static int
+prepare_run_open(struct prep_run *r, struct job *j, int *rtfd, char *err,
+    size_t errlen)
+{
+	json_t	*owner;
+
+	memset(r, 0, sizeof(*r));
+	r->j = j;
+	r->artfd = -1;
+	if ((r->spec = json_object_get(j->private, "spec")) == NULL) {
+		snprintf(err, errlen, "the job has no spec");
+		return -1;
+	}
+	if (coord_parse(j->subject, &r->c, err, errlen) != 0)
+		return -1;
+	if ((owner = json_object_get(j->params, "owner")) != NULL) {
+		r->own = 1;
+		r->uid = (uid_t)json_integer_value(json_object_get(owner,
+		    "uid"));
+		r->gid = (gid_t)json_integer_value(json_object_get(owner,
+		    "gid"));
+	}
+	if (prepare_vars_for(r->spec, &r->c, &r->vars, r->rtdir,
+	    sizeof(r->rtdir), r->artdir, sizeof(r->artdir), err, errlen) != 0)
+		return -1;
+	if ((r->artfd = open(r->artdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ==
+	    -1) {
+		snprintf(err, errlen, "artifact %s: %s", r->artdir,
+		    strerror(errno));
+		return -1;
+	}
+	*rtfd = open(r->rtdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (*rtfd == -1 && errno != ENOENT) {
+		snprintf(err, errlen, "runtime directory %s: %s", r->rtdir,
+		    strerror(errno));
+		return -1;
+	}
+	r->is_new = *rtfd == -1;
+	if (snprintf(r->stage, sizeof(r->stage), "%s/stage", j->tmpdir) >=
+	    (int)sizeof(r->stage) || mkdir(r->stage, 0755) != 0) {
+		snprintf(err, errlen, "cannot create %s: %s", r->stage,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Stages the results of every step, in order, and says in results what
+ * each did; the first step that fails ends the job, its name in err.
+ */
+static int
+prepare_steps(struct prep_run *r, json_t *results, char *err,
+    size_t errlen)
+{
+	json_t		*steps = json_object_get(r->spec, "prepare"), *step;
+	const char	*kind;
+	char		 e[1024], phase[16], name[700];
+	size_t		 i;
+	int		 rc, skipped;
+
+	r->nsteps = (int)json_array_size(steps);
+	json_array_foreach(steps, i, step) {
+		r->step = (int)i + 1;
+		skipped = 0;
+		kind = prepare_step_kind(step);
+		snprintf(phase, sizeof(phase), "step %d/%d", r->step, r->nsteps);
+		jobs_progress(r->j, phase, 0, 0);
+		if (jobs_cancelled(r->j)) {
+			snprintf(err, errlen, "cancelled");
+			return -1;
+		}
+		if (json_is_true(json_object_get(step, "once")) && !r->is_new) {
+			json_array_append_new(results, json_pack("{s:i, s:s}",
+			    "step", r->step, "result", "skipped: once, and the "
+			    "runtime directory exists"));
+			continue;
+		}
+		e[0] = '\0';
+		if (strcmp(kind, "copy") == 0)
+			rc = prepare_copy(r, step, e, sizeof(e));
+		else if (strcmp(kind, "template") == 0)
+			rc = prepare_template(r, step, e, sizeof(e));
+		else
+			rc = prepare_fetch(r, step, &skipped, e, sizeof(e));
+		if (rc != 0) {
+			prepare_step_name(r, r->step, name, sizeof(name));
+			snprintf(err, errlen, "%s: %s", name, e);
+			return -1;
+		}
+		json_array_append_new(results, json_pack("{s:i, s:s}", "step",
+		    r->step, "result", skipped ? "skipped: optional, and the "
+		    "server has no such object (404)" : "staged"));
+	}
+	return 0;
 }
 
 static void
@@ -819,80 +877,116 @@ prepare_done(struct job *j, void *arg, const char *state, const char *error)
 		    0, error);
 }
 
+/*
+ * The snapshot job: the archive first (unless an earlier run kept one),
+ * then its upload; the archive goes only once uploaded.
+ */
 static int
 prepare_snapshot_run(struct job *j, void *arg, char *err, size_t errlen)
 {
-	const struct config	*cf = prepare_cf;
-	struct coord		 c;
-	struct fetch_opts	 fo;
-	struct fetch_result	 fr;
-	struct fetch_s3		 s3;
-	struct zipw_stats	 zs;
-	struct stat		 st;
-	json_t			*paths, *s3j;
-	const char		*url, *archive, **pv = NULL;
-	char			 rt[PATH_MAX], dir[PATH_MAX], out[PATH_MAX];
-	size_t			 i, n;
-	int			 fd, rc;
+	struct coord	 c;
+	const char	*url, *archive;
 
 	(void)arg;
 	if (coord_parse(j->subject, &c, err, errlen) != 0)
 		return -1;
-	url = json_string_value(json_object_get(j->private, "url"));
-	s3j = json_object_get(j->private, "s3");
-	if (url == NULL) {
+	if ((url = json_string_value(json_object_get(j->private, "url"))) ==
+	    NULL) {
 		snprintf(err, errlen, "the job has no URL");
 		return -1;
 	}
 	archive = json_string_value(json_object_get(j->params, "archive"));
 	if (archive == NULL || !fs_exists(archive)) {
-		if (coord_runtime_dir(cf, &c, rt, sizeof(rt)) != 0 ||
-		    snprintf(dir, sizeof(dir), "%s/state/snapshots",
-		    cf->prefix) >= (int)sizeof(dir) ||
-		    snprintf(out, sizeof(out), "%s/job-%lld.zip", dir,
-		    (long long)j->id) >= (int)sizeof(out)) {
-			snprintf(err, errlen, "path too long");
+		if (prepare_snapshot_zip(j, &c, err, errlen) != 0)
 			return -1;
-		}
-		if (fs_mkdirs(dir, 0700) != 0) {
-			snprintf(err, errlen, "cannot create %s: %s", dir,
-			    strerror(errno));
-			return -1;
-		}
-		paths = json_object_get(j->params, "paths");
-		n = json_array_size(paths);
-		if (n == 0 || (pv = calloc(n, sizeof(*pv))) == NULL) {
-			snprintf(err, errlen, "the job has no paths");
-			return -1;
-		}
-		for (i = 0; i < n; i++)
-			pv[i] = json_string_value(json_array_get(paths, i));
-		memset(&zs, 0, sizeof(zs));
-		jobs_progress(j, "zip", 0, 0);
-		rc = zipw_create(rt, pv, n, out, cf->archive_max_bytes,
-		    prepare_progress, j, &zs, err, errlen);
-		free(pv);
-		if (rc != 0)
-			return -1;
-		json_object_set_new(j->params, "archive", json_string(out));
-		json_object_set_new(j->params, "size_bytes",
-		    json_integer((json_int_t)zs.bytes_out));
-		json_object_set_new(j->params, "sha256", json_string(zs.sha256));
-		json_object_set_new(j->params, "files",
-		    json_integer((json_int_t)zs.files));
-		json_object_set_new(j->params, "skipped",
-		    json_integer((json_int_t)zs.skipped));
-		if (zs.skipped > 0)
-			json_object_set_new(j->params, "first_skipped",
-			    json_string(zs.first_skipped));
-		if (jobs_save_params(j) != 0) {
-			snprintf(err, errlen, "cannot record the archive");
-			unlink(out);
-			return -1;
-		}
 		archive = json_string_value(json_object_get(j->params,
 		    "archive"));
 	}
+	if (prepare_snapshot_upload(j, archive, url, err, errlen) != 0)
+		return -1;
+	/* Uploaded: the archive has done its job. */
+	if (unlink(archive) != 0 && errno != ENOENT)
+		log_warn("prepare", "cannot delete %s: %s", archive,
+		    strerror(errno));
+	json_object_set_new(j->params, "archive", json_null());
+	(void)jobs_save_params(j);
+	return 0;
+}
+
+/*
+ * Zips the job's paths of the runtime directory into
+ * state/snapshots/job-<id>.zip and records the archive in the job's
+ * params, so a failed upload can be retried without zipping again.
+ */
+static int
+prepare_snapshot_zip(struct job *j, const struct coord *c, char *err,
+    size_t errlen)
+{
+	const struct config	*cf = prepare_cf;
+	struct zipw_stats	 zs;
+	json_t			*paths = json_object_get(j->params, "paths");
+	const char		**pv;
+	char			 rt[PATH_MAX], dir[PATH_MAX], out[PATH_MAX];
+	size_t			 i, n = json_array_size(paths);
+	int			 rc;
+
+	if (coord_runtime_dir(cf, c, rt, sizeof(rt)) != 0 ||
+	    snprintf(dir, sizeof(dir), "%s/state/snapshots", cf->prefix) >=
+	    (int)sizeof(dir) ||
+	    snprintf(out, sizeof(out), "%s/job-%lld.zip", dir,
+	    (long long)j->id) >= (int)sizeof(out)) {
+		snprintf(err, errlen, "path too long");
+		return -1;
+	}
+	if (fs_mkdirs(dir, 0700) != 0) {
+		snprintf(err, errlen, "cannot create %s: %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	if (n == 0 || (pv = calloc(n, sizeof(*pv))) == NULL) {
+		snprintf(err, errlen, "the job has no paths");
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		pv[i] = json_string_value(json_array_get(paths, i));
+	memset(&zs, 0, sizeof(zs));
+	jobs_progress(j, "zip", 0, 0);
+	rc = zipw_create(rt, pv, n, out, cf->archive_max_bytes,
+	    prepare_progress, j, &zs, err, errlen);
+	free(pv);
+	if (rc != 0)
+		return -1;
+	json_object_set_new(j->params, "archive", json_string(out));
+	json_object_set_new(j->params, "size_bytes",
+	    json_integer((json_int_t)zs.bytes_out));
+	json_object_set_new(j->params, "sha256", json_string(zs.sha256));
+	json_object_set_new(j->params, "files",
+	    json_integer((json_int_t)zs.files));
+	json_object_set_new(j->params, "skipped",
+	    json_integer((json_int_t)zs.skipped));
+	if (zs.skipped > 0)
+		json_object_set_new(j->params, "first_skipped",
+		    json_string(zs.first_skipped));
+	if (jobs_save_params(j) != 0) {
+		snprintf(err, errlen, "cannot record the archive");
+		unlink(out);
+		return -1;
+	}
+	return 0;
+}
+
+/* PUTs the archive to url, signed with the job's S3 credentials if any. */
+static int
+prepare_snapshot_upload(struct job *j, const char *archive, const char *url,
+    char *err, size_t errlen)
+{
+	struct fetch_opts	 fo;
+	struct fetch_result	 fr;
+	struct fetch_s3		 s3;
+	struct stat		 st;
+	json_t			*s3j = json_object_get(j->private, "s3");
+	int			 fd, rc;
+
 	if ((fd = open(archive, O_RDONLY | O_CLOEXEC)) == -1 ||
 	    fstat(fd, &st) != 0) {
 		snprintf(err, errlen, "cannot read %s: %s", archive,
@@ -921,12 +1015,6 @@ prepare_snapshot_run(struct job *j, void *arg, char *err, size_t errlen)
 	    json_integer(store_now_ms()));
 	json_object_set_new(j->params, "http_status",
 	    json_integer(fr.http_status));
-	/* Uploaded: the archive has done its job. */
-	if (unlink(archive) != 0 && errno != ENOENT)
-		log_warn("prepare", "cannot delete %s: %s", archive,
-		    strerror(errno));
-	json_object_set_new(j->params, "archive", json_null());
-	(void)jobs_save_params(j);
 	return 0;
 }
 
@@ -1161,20 +1249,16 @@ prepare_creds_check(const json_t *creds, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Checks step n (1-based) of "prepare": exactly one of copy, template
+ * and fetch, and that kind's fields.
+ */
 static int
 prepare_step_check(const struct config *cf, const json_t *spec, json_t *st,
     size_t n, char *err, size_t errlen)
 {
-	static const char *const copy_keys[] = { "copy", "to", "overwrite",
-	    "once", NULL };
-	static const char *const tmpl_keys[] = { "template", "to", "once",
-	    NULL };
-	static const char *const fetch_keys[] = { "fetch", "sha256", "unpack",
-	    "to", "once", "optional", "credentials", NULL };
-	char		 where[64], field[96];
-	const char	*cred, *u;
-	json_t		*v;
-	int		 kinds;
+	char	where[64];
+	int	kinds;
 
 	snprintf(where, sizeof(where), "prepare[%zu]", n - 1);
 	if (!json_is_object(st)) {
@@ -1190,37 +1274,72 @@ prepare_step_check(const struct config *cf, const json_t *spec, json_t *st,
 		    "template and fetch", where);
 		return -1;
 	}
-	snprintf(field, sizeof(field), "%s.", where);
 	if (prepare_flag(st, where, "once", err, errlen) != 0)
 		return -1;
-	snprintf(field, sizeof(field), "%s.to", where);
-	if (json_object_get(st, "copy") != NULL) {
-		snprintf(field, sizeof(field), "%s.", where);
-		if (service_only_keys(st, field, copy_keys, err, errlen) != 0 ||
-		    prepare_flag(st, where, "overwrite", err, errlen) != 0)
-			return -1;
-		snprintf(field, sizeof(field), "%s.copy", where);
-		if (prepare_path_ok(field, json_object_get(st, "copy"), 0, 1,
-		    err, errlen) != 0)
-			return -1;
-		snprintf(field, sizeof(field), "%s.to", where);
-		return prepare_path_ok(field, json_object_get(st, "to"), 1, 1,
-		    err, errlen);
-	}
-	if (json_object_get(st, "template") != NULL) {
-		snprintf(field, sizeof(field), "%s.", where);
-		if (service_only_keys(st, field, tmpl_keys, err, errlen) != 0)
-			return -1;
-		snprintf(field, sizeof(field), "%s.template", where);
-		if (prepare_path_ok(field, json_object_get(st, "template"), 0,
-		    0, err, errlen) != 0)
-			return -1;
-		snprintf(field, sizeof(field), "%s.to", where);
-		return prepare_path_ok(field, json_object_get(st, "to"), 0, 0,
-		    err, errlen);
-	}
+	if (json_object_get(st, "copy") != NULL)
+		return prepare_copy_check(st, where, err, errlen);
+	if (json_object_get(st, "template") != NULL)
+		return prepare_template_check(st, where, err, errlen);
+	return prepare_fetch_check(cf, spec, st, where, err, errlen);
+}
+
+/* A file or a tree of the artifact, to a file or a directory. */
+static int
+prepare_copy_check(json_t *st, const char *where, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "copy", "to", "overwrite",
+	    "once", NULL };
+	char	field[96];
+
 	snprintf(field, sizeof(field), "%s.", where);
-	if (service_only_keys(st, field, fetch_keys, err, errlen) != 0 ||
+	if (service_only_keys(st, field, keys, err, errlen) != 0 ||
+	    prepare_flag(st, where, "overwrite", err, errlen) != 0)
+		return -1;
+	snprintf(field, sizeof(field), "%s.copy", where);
+	if (prepare_path_ok(field, json_object_get(st, "copy"), 0, 1, err,
+	    errlen) != 0)
+		return -1;
+	snprintf(field, sizeof(field), "%s.to", where);
+	return prepare_path_ok(field, json_object_get(st, "to"), 1, 1, err,
+	    errlen);
+}
+
+/* A file of the artifact, rendered to a file. */
+static int
+prepare_template_check(json_t *st, const char *where, char *err,
+    size_t errlen)
+{
+	static const char *const keys[] = { "template", "to", "once", NULL };
+	char	field[96];
+
+	snprintf(field, sizeof(field), "%s.", where);
+	if (service_only_keys(st, field, keys, err, errlen) != 0)
+		return -1;
+	snprintf(field, sizeof(field), "%s.template", where);
+	if (prepare_path_ok(field, json_object_get(st, "template"), 0, 0, err,
+	    errlen) != 0)
+		return -1;
+	snprintf(field, sizeof(field), "%s.to", where);
+	return prepare_path_ok(field, json_object_get(st, "to"), 0, 0, err,
+	    errlen);
+}
+
+/*
+ * A URL (or "snapshot": the spec's own snapshot) fetched to a file, or
+ * a zip unpacked into a directory; perhaps checked, perhaps optional.
+ */
+static int
+prepare_fetch_check(const struct config *cf, const json_t *spec, json_t *st,
+    const char *where, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "fetch", "sha256", "unpack", "to",
+	    "once", "optional", "credentials", NULL };
+	const char	*cred, *u, *h;
+	char		 field[96];
+	json_t		*v;
+
+	snprintf(field, sizeof(field), "%s.", where);
+	if (service_only_keys(st, field, keys, err, errlen) != 0 ||
 	    prepare_flag(st, where, "optional", err, errlen) != 0)
 		return -1;
 	if ((json_object_get(st, "unpack") != NULL) ==
@@ -1240,15 +1359,11 @@ prepare_step_check(const struct config *cf, const json_t *spec, json_t *st,
 		    err, errlen) != 0)
 			return -1;
 	}
-	if ((v = json_object_get(st, "sha256")) != NULL) {
-		const char	*h = json_string_value(v);
-
-		if (h == NULL || strlen(h) != 64 || strspn(h,
-		    "0123456789abcdefABCDEF") != 64) {
-			snprintf(err, errlen, "%s.sha256: must be 64 hex "
-			    "digits", where);
-			return -1;
-		}
+	if ((v = json_object_get(st, "sha256")) != NULL && ((h =
+	    json_string_value(v)) == NULL || strlen(h) != 64 ||
+	    strspn(h, "0123456789abcdefABCDEF") != 64)) {
+		snprintf(err, errlen, "%s.sha256: must be 64 hex digits", where);
+		return -1;
 	}
 	if ((v = json_object_get(st, "credentials")) != NULL &&
 	    !json_is_string(v)) {
@@ -1262,21 +1377,21 @@ prepare_step_check(const struct config *cf, const json_t *spec, json_t *st,
 		    "s3:// URL, or \"snapshot\"", where);
 		return -1;
 	}
-	if (strcmp(u, "snapshot") == 0) {
-		if (json_object_get(spec, "snapshot") == NULL) {
-			snprintf(err, errlen, "%s.fetch: \"snapshot\" needs a "
-			    "snapshot rule in the spec", where);
-			return -1;
-		}
-		if (cred != NULL) {
-			snprintf(err, errlen, "%s.credentials: a fetch of the "
-			    "snapshot uses snapshot.credentials", where);
-			return -1;
-		}
-		return 0;
+	if (strcmp(u, "snapshot") != 0) {
+		snprintf(field, sizeof(field), "%s.fetch", where);
+		return prepare_url_check(cf, spec, field, u, cred, err, errlen);
 	}
-	snprintf(field, sizeof(field), "%s.fetch", where);
-	return prepare_url_check(cf, spec, field, u, cred, err, errlen);
+	if (json_object_get(spec, "snapshot") == NULL) {
+		snprintf(err, errlen, "%s.fetch: \"snapshot\" needs a snapshot "
+		    "rule in the spec", where);
+		return -1;
+	}
+	if (cred != NULL) {
+		snprintf(err, errlen, "%s.credentials: a fetch of the snapshot "
+		    "uses snapshot.credentials", where);
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -1535,8 +1650,7 @@ prepare_copy_tree(struct prep_run *r, int dfd, const char *rel, int keep,
 	DIR		*d;
 	struct dirent	*de;
 	struct stat	 sb;
-	char		*sub, target[PATH_MAX], staged[PATH_MAX], why[256];
-	ssize_t		 n;
+	char		*sub;
 	int		 fd, dup_fd, rc = 0;
 
 	if (depth > 64) {
@@ -1587,39 +1701,45 @@ prepare_copy_tree(struct prep_run *r, int dfd, const char *rel, int keep,
 				    keep, err, errlen);
 				close(fd);
 			}
-		} else if (S_ISLNK(sb.st_mode)) {
-			n = readlinkat(dfd, de->d_name, target,
-			    sizeof(target) - 1);
-			if (n < 0 || prepare_stage_name(r, staged,
-			    sizeof(staged)) != 0) {
-				snprintf(err, errlen, "%s: %s", sub,
-				    strerror(errno));
-				rc = -1;
-			} else {
-				target[n] = '\0';
-				/* Where it lands, it must still point inside. */
-				if (!unzip_link_ok(sub, target, why,
-				    sizeof(why))) {
-					snprintf(err, errlen, "%.300s -> "
-					    "%.300s: %.200s", sub, target,
-					    why);
-					rc = -1;
-				} else if (symlink(target, staged) != 0 ||
-				    (r->own &&
-				    lchown(staged, r->uid, r->gid) != 0) ||
-				    prepare_add(r, IT_FILE, staged, sub, keep) !=
-				    0) {
-					snprintf(err, errlen, "%s: %s", sub,
-					    strerror(errno));
-					rc = -1;
-				}
-			}
-		}
+		} else if (S_ISLNK(sb.st_mode))
+			rc = prepare_copy_link(r, dfd, de->d_name, sub, keep,
+			    err, errlen);
 		/* Devices, FIFOs, sockets: an artifact has none. */
 		free(sub);
 	}
 	closedir(d);
 	return rc;
+}
+
+/*
+ * Stages a copy of the link name in dfd for rel.  Where it lands, it
+ * must still point inside (the artifact's links were checked where they
+ * were, not where a copy puts them).
+ */
+static int
+prepare_copy_link(struct prep_run *r, int dfd, const char *name,
+    const char *rel, int keep, char *err, size_t errlen)
+{
+	char	target[PATH_MAX], staged[PATH_MAX], why[256];
+	ssize_t	n;
+
+	if ((n = readlinkat(dfd, name, target, sizeof(target) - 1)) < 0 ||
+	    prepare_stage_name(r, staged, sizeof(staged)) != 0) {
+		snprintf(err, errlen, "%s: %s", rel, strerror(errno));
+		return -1;
+	}
+	target[n] = '\0';
+	if (!unzip_link_ok(rel, target, why, sizeof(why))) {
+		snprintf(err, errlen, "%.300s -> %.300s: %.200s", rel, target,
+		    why);
+		return -1;
+	}
+	if (symlink(target, staged) != 0 || (r->own && lchown(staged, r->uid,
+	    r->gid) != 0) || prepare_add(r, IT_FILE, staged, rel, keep) != 0) {
+		snprintf(err, errlen, "%s: %s", rel, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -1699,35 +1819,68 @@ prepare_template(struct prep_run *r, const json_t *st, char *err,
 	return 0;
 }
 
+/*
+ * A fetch step: a file staged for "to", or the top-level entries of an
+ * archive staged for "unpack".  An optional object the server does not
+ * have (404) is *skipped, not an error.
+ */
 static int
 prepare_fetch(struct prep_run *r, const json_t *st, int *skipped, char *err,
     size_t errlen)
 {
-	const struct config	*cf = prepare_cf;
+	const char	*unpack = json_string_value(json_object_get(st,
+			    "unpack"));
+	char		 dl[PATH_MAX];
+	int		 fd;
+
+	*skipped = 0;
+	if ((fd = prepare_fetch_get(r, st, dl, sizeof(dl), skipped, err,
+	    errlen)) == -1)
+		return *skipped ? 0 : -1;
+	if (unpack != NULL) {
+		close(fd);
+		return prepare_fetch_unpack(r, dl, unpack, err, errlen);
+	}
+	if (fchmod(fd, 0644) != 0 || (r->own && fchown(fd, r->uid, r->gid) !=
+	    0) || fsync(fd) != 0) {
+		snprintf(err, errlen, "cannot stage: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (prepare_add(r, IT_FILE, dl, json_string_value(json_object_get(st,
+	    "to")), 0) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Downloads the step's URL (its names substituted, signed for s3://)
+ * into a new staged file, dl, and checks its sha256 if the step gives
+ * one.  Returns the open file, or -1: an error, or with *skipped set an
+ * optional object the server does not have.
+ */
+static int
+prepare_fetch_get(struct prep_run *r, const json_t *st, char *dl,
+    size_t dllen, int *skipped, char *err, size_t errlen)
+{
 	struct fetch_opts	 fo;
 	struct fetch_result	 fr;
 	struct fetch_s3		 s3;
-	struct unzip_limits	 lim;
-	struct unzip_stats	 us;
+	json_t			*snap = json_object_get(r->spec, "snapshot");
+	json_t			*cj = NULL;
 	const char		*u = json_string_value(json_object_get(st,
 				    "fetch"));
 	const char		*want = json_string_value(json_object_get(st,
 				    "sha256"));
-	const char		*unpack = json_string_value(json_object_get(st,
-				    "unpack"));
 	const char		*cred = json_string_value(json_object_get(st,
 				    "credentials"));
-	json_t			*cj = NULL;
-	DIR			*d;
-	struct dirent		*de;
-	char			 dl[PATH_MAX], un[PATH_MAX], *url = NULL, *sub;
-	char			 path[PATH_MAX];
-	int			 fd = -1, rc = -1;
+	char			*url = NULL;
+	int			 fd = -1;
 
-	*skipped = 0;
 	if (strcmp(u, "snapshot") == 0) {
-		json_t	*snap = json_object_get(r->spec, "snapshot");
-
 		u = json_string_value(json_object_get(snap, "to"));
 		cred = json_string_value(json_object_get(snap, "credentials"));
 	}
@@ -1738,51 +1891,65 @@ prepare_fetch(struct prep_run *r, const json_t *st, int *skipped, char *err,
 	if (strncmp(url, "s3://", 5) == 0) {
 		if ((cj = prepare_cred_json(r->spec, cred, err, errlen)) ==
 		    NULL)
-			goto out;
+			goto fail;
 		prepare_cred_use(cj, &s3);
 		fo.s3 = &s3;
 	}
-	if (prepare_stage_name(r, dl, sizeof(dl)) != 0 ||
+	if (prepare_stage_name(r, dl, dllen) != 0 ||
 	    (fd = open(dl, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) ==
 	    -1) {
 		snprintf(err, errlen, "cannot stage: %s", strerror(errno));
-		goto out;
+		goto fail;
 	}
 	fo.url = url;
 	fo.fd = fd;
-	fo.max_bytes = cf->download_max;
+	fo.max_bytes = prepare_cf->download_max;
 	fo.progress = prepare_progress;
 	fo.arg = r->j;
 	memset(&fr, 0, sizeof(fr));
 	if (fetch_file(&fo, &fr, err, errlen) != 0) {
-		if (fr.http_status == 404 && json_is_true(json_object_get(st,
-		    "optional"))) {
-			*skipped = 1;
-			rc = 0;
-		}
-		goto out;
+		*skipped = fr.http_status == 404 &&
+		    json_is_true(json_object_get(st, "optional"));
+		goto fail;
 	}
 	r->fetched += fr.bytes;
 	if (want != NULL && strcasecmp(want, fr.sha256) != 0) {
 		snprintf(err, errlen, "checksum mismatch: expected sha256 %s, "
 		    "downloaded %s", want, fr.sha256);
-		goto out;
+		goto fail;
 	}
-	if (unpack == NULL) {
-		if (fchmod(fd, 0644) != 0 || (r->own && fchown(fd, r->uid,
-		    r->gid) != 0) || fsync(fd) != 0) {
-			snprintf(err, errlen, "cannot stage: %s",
-			    strerror(errno));
-			goto out;
-		}
-		rc = prepare_add(r, IT_FILE, dl, json_string_value(
-		    json_object_get(st, "to")), 0);
-		goto out;
-	}
+	json_decref(cj);
+	free(url);
+	return fd;
+fail:
+	if (fd != -1)
+		close(fd);
+	json_decref(cj);
+	free(url);
+	return -1;
+}
+
+/*
+ * Unpacks the downloaded archive dl into the staging area, then stages
+ * each of its top-level entries for the directory unpack: each replaces
+ * its namesake there, and the rest of that directory stays.
+ */
+static int
+prepare_fetch_unpack(struct prep_run *r, const char *dl, const char *unpack,
+    char *err, size_t errlen)
+{
+	const struct config	*cf = prepare_cf;
+	struct unzip_limits	 lim;
+	struct unzip_stats	 us;
+	DIR			*d;
+	struct dirent		*de;
+	char			 un[PATH_MAX], path[PATH_MAX], *sub;
+	int			 rc = 0;
+
 	if (prepare_stage_name(r, un, sizeof(un)) != 0 || mkdir(un, 0755) !=
 	    0) {
 		snprintf(err, errlen, "cannot stage: %s", strerror(errno));
-		goto out;
+		return -1;
 	}
 	memset(&lim, 0, sizeof(lim));
 	lim.max_entries = cf->archive_max_entries;
@@ -1792,20 +1959,18 @@ prepare_fetch(struct prep_run *r, const json_t *st, int *skipped, char *err,
 	memset(&us, 0, sizeof(us));
 	if (unzip_extract(dl, un, &lim, prepare_progress, r->j, &us, err,
 	    errlen) != 0)
-		goto out;
+		return -1;
 	unlink(dl);
 	if (r->own && fs_chown_tree(un, r->uid, r->gid) != 0) {
 		snprintf(err, errlen, "cannot give the files to uid %u: %s",
 		    (unsigned)r->uid, strerror(errno));
-		goto out;
+		return -1;
 	}
-	/* Each top-level entry replaces its namesake; the rest stays. */
 	if ((d = opendir(un)) == NULL) {
 		snprintf(err, errlen, "cannot read the unpacked archive: %s",
 		    strerror(errno));
-		goto out;
+		return -1;
 	}
-	rc = 0;
 	while (rc == 0 && (de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 ||
 		    strcmp(de->d_name, "..") == 0)
@@ -1821,13 +1986,11 @@ prepare_fetch(struct prep_run *r, const json_t *st, int *skipped, char *err,
 	}
 	closedir(d);
 	/* An empty archive still makes its directory. */
-	if (rc == 0 && strcmp(unpack, ".") != 0 && strcmp(unpack, "./") != 0)
-		rc = prepare_add(r, IT_DIR, NULL, unpack, 1);
-out:
-	if (fd != -1)
-		close(fd);
-	json_decref(cj);
-	free(url);
+	if (rc == 0 && strcmp(unpack, ".") != 0 && strcmp(unpack, "./") != 0 &&
+	    prepare_add(r, IT_DIR, NULL, unpack, 1) != 0) {
+		snprintf(err, errlen, "out of memory");
+		rc = -1;
+	}
 	return rc;
 }
 

@@ -16,6 +16,7 @@
 
 #include "artifact.h"
 #include "prepare.h"
+#include "rundir.h"
 #include "service.h"
 
 #define SERVICE_LOG_TAIL_MAX	(1024 * 1024)
@@ -33,6 +34,30 @@ static int	service_int(json_t *, const char *, const char *, json_int_t,
 		    json_int_t, json_int_t, char *, size_t);
 static int	service_relpath(const char *, const char *, char *, size_t);
 static json_t	*service_row(sqlite3_stmt *);
+static int	service_check_artifact(json_t *, char *, size_t);
+static int	service_check_command(json_t *, char *, size_t);
+static int	service_check_options(json_t *, char *, size_t);
+static int	service_check_args(json_t *, char *, size_t);
+static int	service_check_env(json_t *, char *, size_t);
+static int	service_check_restart(json_t *, char *, size_t);
+static int	service_check_stop(json_t *, char *, size_t);
+static int	service_check_drain(json_t *, char *, size_t);
+static int	service_check_user(json_t *, char *, size_t);
+static int	service_check_limits(json_t *, char *, size_t);
+
+/* One checker per part of a spec; each fills in its part's defaults. */
+static int	(*const service_checks[])(json_t *, char *, size_t) = {
+	service_check_artifact,
+	service_check_command,
+	service_check_options,
+	service_check_args,
+	service_check_env,
+	service_check_restart,
+	service_check_stop,
+	service_check_drain,
+	service_check_user,
+	service_check_limits,
+};
 
 /* "TERM" or "SIGTERM" -> SIGTERM; 0 if unknown. */
 int
@@ -51,7 +76,9 @@ service_signal(const char *name)
 
 /*
  * Checks a start spec and returns a new spec with every default filled
- * in, or NULL with err naming the field.
+ * in, or NULL with err naming the field.  Each part has its checker, in
+ * the order the spec's documentation lists the parts; the prepare
+ * module checks its own ("credentials", "prepare", "snapshot").
  */
 json_t *
 service_spec_check(const struct config *cf, const json_t *in, char *err,
@@ -60,17 +87,8 @@ service_spec_check(const struct config *cf, const json_t *in, char *err,
 	static const char *const top[] = { "artifact", "command", "options",
 	    "args", "env", "restart", "stop", "drain", "user", "limits",
 	    "prepare", "snapshot", "credentials", NULL };
-	static const char *const restart_keys[] = { "policy", "max_restarts",
-	    "period_s", "delay_ms", "max_delay_ms", "reset_after_s", NULL };
-	static const char *const stop_keys[] = { "signal", "timeout_s", NULL };
-	static const char *const drain_keys[] = { "signal", "command",
-	    "timeout_s", NULL };
-	static const char *const limit_keys[] = { "nofile", "nproc",
-	    "core_bytes", "memory_bytes", NULL };
-	struct artifact_coord	 ac;
-	json_t			*s, *v, *o, *x;
-	const char		*k, *pol;
-	size_t			 i;
+	json_t	*s;
+	size_t	 i;
 
 	if (!json_is_object(in)) {
 		snprintf(err, errlen, "the body must be a JSON object (a start "
@@ -80,157 +98,10 @@ service_spec_check(const struct config *cf, const json_t *in, char *err,
 	if (service_only_keys(in, "", top, err, errlen) != 0)
 		return NULL;
 	s = json_deep_copy(in);
-	if (!json_is_string(v = json_object_get(s, "artifact"))) {
-		snprintf(err, errlen, "artifact: required, a string "
-		    "\"groupId:artifactId:version\"");
-		goto fail;
-	}
-	if (artifact_parse(json_string_value(v), &ac, err, errlen) != 0)
-		goto fail;
-
-	if ((v = json_object_get(s, "command")) != NULL) {
-		if (!json_is_string(v) || service_relpath("command",
-		    json_string_value(v), err, errlen) != 0) {
-			if (!json_is_string(v))
-				snprintf(err, errlen, "command: must be a "
-				    "string, a path relative to the artifact");
+	for (i = 0; i < sizeof(service_checks) / sizeof(service_checks[0]);
+	    i++)
+		if (service_checks[i](s, err, errlen) != 0)
 			goto fail;
-		}
-	}
-
-	if ((o = json_object_get(s, "options")) == NULL)
-		json_object_set_new(s, "options", o = json_object());
-	if (!json_is_object(o)) {
-		snprintf(err, errlen, "options: must be an object of strings");
-		goto fail;
-	}
-	json_object_foreach(o, k, v) {
-		if (!json_is_string(v) && !json_is_integer(v)) {
-			snprintf(err, errlen, "options.%.100s: must be a string "
-			    "or an integer", k);
-			goto fail;
-		}
-		if (json_is_integer(v)) {
-			char	buf[32];
-
-			snprintf(buf, sizeof(buf), "%lld",
-			    (long long)json_integer_value(v));
-			json_object_set_new(o, k, json_string(buf));
-		}
-	}
-	if ((o = json_object_get(s, "args")) == NULL)
-		json_object_set_new(s, "args", o = json_array());
-	if (!json_is_array(o)) {
-		snprintf(err, errlen, "args: must be an array of strings");
-		goto fail;
-	}
-	json_array_foreach(o, i, v) {
-		if (!json_is_string(v)) {
-			snprintf(err, errlen, "args[%zu]: must be a string", i);
-			goto fail;
-		}
-	}
-	if ((o = json_object_get(s, "env")) == NULL)
-		json_object_set_new(s, "env", o = json_object());
-	if (!json_is_object(o)) {
-		snprintf(err, errlen, "env: must be an object of strings");
-		goto fail;
-	}
-	json_object_foreach(o, k, v) {
-		if (!json_is_string(v) || k[0] == '\0' || strchr(k, '=') !=
-		    NULL) {
-			snprintf(err, errlen, "env.%.100s: names must be "
-			    "non-empty without '=', values strings", k);
-			goto fail;
-		}
-	}
-
-	if ((o = json_object_get(s, "restart")) == NULL)
-		json_object_set_new(s, "restart", o = json_object());
-	if (service_only_keys(o, "restart.", restart_keys, err, errlen) != 0)
-		goto fail;
-	if (json_object_get(o, "policy") == NULL)
-		json_object_set_new(o, "policy", json_string("on-failure"));
-	pol = json_string_value(json_object_get(o, "policy"));
-	if (pol == NULL || (strcmp(pol, "on-failure") != 0 &&
-	    strcmp(pol, "always") != 0 && strcmp(pol, "never") != 0)) {
-		snprintf(err, errlen, "restart.policy: must be on-failure, "
-		    "always or never");
-		goto fail;
-	}
-	if (service_int(o, "restart.", "max_restarts", 0, 1000000, 10, err,
-	    errlen) != 0 ||
-	    service_int(o, "restart.", "period_s", 1, 86400, 120, err,
-	    errlen) != 0 ||
-	    service_int(o, "restart.", "delay_ms", 0, 3600000, 100, err,
-	    errlen) != 0 ||
-	    service_int(o, "restart.", "max_delay_ms", 0, 3600000, 30000, err,
-	    errlen) != 0 ||
-	    service_int(o, "restart.", "reset_after_s", 1, 86400, 60, err,
-	    errlen) != 0)
-		goto fail;
-
-	if ((o = json_object_get(s, "stop")) == NULL)
-		json_object_set_new(s, "stop", o = json_object());
-	if (service_only_keys(o, "stop.", stop_keys, err, errlen) != 0)
-		goto fail;
-	if (json_object_get(o, "signal") == NULL)
-		json_object_set_new(o, "signal", json_string("TERM"));
-	if (!json_is_string(x = json_object_get(o, "signal")) ||
-	    service_signal(json_string_value(x)) == 0) {
-		snprintf(err, errlen, "stop.signal: must be a signal name such "
-		    "as TERM, INT, HUP, QUIT, USR1, USR2");
-		goto fail;
-	}
-	if (service_int(o, "stop.", "timeout_s", 0, 3600, 10, err, errlen) != 0)
-		goto fail;
-
-	if ((o = json_object_get(s, "drain")) == NULL)
-		json_object_set_new(s, "drain", o = json_object());
-	if (service_only_keys(o, "drain.", drain_keys, err, errlen) != 0)
-		goto fail;
-	if ((x = json_object_get(o, "command")) != NULL) {
-		if (!json_is_string(x) || service_relpath("drain.command",
-		    json_string_value(x), err, errlen) != 0) {
-			if (!json_is_string(x))
-				snprintf(err, errlen, "drain.command: must be "
-				    "a path relative to the artifact");
-			goto fail;
-		}
-	} else {
-		if (json_object_get(o, "signal") == NULL)
-			json_object_set_new(o, "signal", json_string("TERM"));
-		if (!json_is_string(x = json_object_get(o, "signal")) ||
-		    service_signal(json_string_value(x)) == 0) {
-			snprintf(err, errlen, "drain.signal: must be a signal "
-			    "name such as USR1 or TERM");
-			goto fail;
-		}
-	}
-	if (service_int(o, "drain.", "timeout_s", 0, 86400, 30, err,
-	    errlen) != 0)
-		goto fail;
-
-	if ((v = json_object_get(s, "user")) != NULL) {
-		if (!json_is_string(v) || getpwnam(json_string_value(v)) ==
-		    NULL) {
-			snprintf(err, errlen, "user: '%.100s' is not a user of "
-			    "this machine", json_is_string(v) ?
-			    json_string_value(v) : "?");
-			goto fail;
-		}
-	}
-	if ((o = json_object_get(s, "limits")) == NULL)
-		json_object_set_new(s, "limits", o = json_object());
-	if (service_only_keys(o, "limits.", limit_keys, err, errlen) != 0)
-		goto fail;
-	json_object_foreach(o, k, v) {
-		if (!json_is_integer(v) || json_integer_value(v) < 0) {
-			snprintf(err, errlen, "limits.%s: must be a "
-			    "non-negative integer", k);
-			goto fail;
-		}
-	}
 	if (prepare_spec_check(cf, s, err, errlen) != 0)
 		goto fail;
 	return s;
@@ -276,51 +147,24 @@ service_list(sqlite3 *db)
 
 /*
  * The last `lines` lines of log/<stream> (at most 1 MiB of them), as a new
- * string the caller frees; NULL with err if the log cannot be read.
+ * string the caller frees; "" if there is none yet; NULL with err if the
+ * log cannot be read or must not be (a link, a FIFO, a hard link).
  */
 char *
 service_log_tail(const struct config *cf, const struct coord *c,
     const char *stream, long lines, size_t *lenp, char *err, size_t errlen)
 {
-	char		 dir[4096], path[4200], *buf, *p;
-	struct stat	 st;
-	off_t		 off;
-	ssize_t		 n;
-	size_t		 len;
-	long		 seen = 0;
-	int		 fd;
+	char	*buf, *p;
+	size_t	 len;
+	long	 seen = 0;
 
-	if (coord_runtime_dir(cf, c, dir, sizeof(dir)) != 0) {
-		snprintf(err, errlen, "path too long");
+	/*
+	 * Root reading a directory the service owns: through descriptors,
+	 * never following a link it planted there (rundir.c).
+	 */
+	if ((buf = rundir_read_tail(cf, c, stream, SERVICE_LOG_TAIL_MAX, &len,
+	    err, errlen)) == NULL)
 		return NULL;
-	}
-	snprintf(path, sizeof(path), "%s/log/%s", dir, stream);
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
-		if (errno == ENOENT) {
-			*lenp = 0;
-			return strdup("");
-		}
-		snprintf(err, errlen, "cannot read %s: %s", path,
-		    strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) != 0) {
-		close(fd);
-		snprintf(err, errlen, "cannot read %s", path);
-		return NULL;
-	}
-	off = st.st_size > SERVICE_LOG_TAIL_MAX ? st.st_size -
-	    SERVICE_LOG_TAIL_MAX : 0;
-	len = (size_t)(st.st_size - off);
-	if ((buf = malloc(len + 1)) == NULL) {
-		close(fd);
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	n = pread(fd, buf, len, off);
-	close(fd);
-	len = n > 0 ? (size_t)n : 0;
-	buf[len] = '\0';
 	/* Walk back over `lines` newlines (a final newline ends a line). */
 	p = buf + len;
 	if (p > buf && p[-1] == '\n')
@@ -379,6 +223,236 @@ service_int(json_t *o, const char *where, const char *key, json_int_t min,
 		snprintf(err, errlen, "%s%s: must be an integer from %lld to "
 		    "%lld", where, key, (long long)min, (long long)max);
 		return -1;
+	}
+	return 0;
+}
+
+static int
+service_check_artifact(json_t *s, char *err, size_t errlen)
+{
+	struct artifact_coord	 ac;
+	json_t			*v = json_object_get(s, "artifact");
+
+	if (!json_is_string(v)) {
+		snprintf(err, errlen, "artifact: required, a string "
+		    "\"groupId:artifactId:version\"");
+		return -1;
+	}
+	return artifact_parse(json_string_value(v), &ac, err, errlen);
+}
+
+/* No command: the artifact's nodee.json or bin/start decides at start. */
+static int
+service_check_command(json_t *s, char *err, size_t errlen)
+{
+	json_t	*v = json_object_get(s, "command");
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v)) {
+		snprintf(err, errlen, "command: must be a string, a path "
+		    "relative to the artifact");
+		return -1;
+	}
+	return service_relpath("command", json_string_value(v), err, errlen);
+}
+
+/* Integer options become the strings passed on the command line. */
+static int
+service_check_options(json_t *s, char *err, size_t errlen)
+{
+	const char	*k;
+	json_t		*o, *v;
+	char		 buf[32];
+
+	if ((o = json_object_get(s, "options")) == NULL)
+		json_object_set_new(s, "options", o = json_object());
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "options: must be an object of strings");
+		return -1;
+	}
+	json_object_foreach(o, k, v) {
+		if (json_is_integer(v)) {
+			snprintf(buf, sizeof(buf), "%lld",
+			    (long long)json_integer_value(v));
+			json_object_set_new(o, k, json_string(buf));
+		} else if (!json_is_string(v)) {
+			snprintf(err, errlen, "options.%.100s: must be a string "
+			    "or an integer", k);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+service_check_args(json_t *s, char *err, size_t errlen)
+{
+	json_t	*o, *v;
+	size_t	 i;
+
+	if ((o = json_object_get(s, "args")) == NULL)
+		json_object_set_new(s, "args", o = json_array());
+	if (!json_is_array(o)) {
+		snprintf(err, errlen, "args: must be an array of strings");
+		return -1;
+	}
+	json_array_foreach(o, i, v) {
+		if (!json_is_string(v)) {
+			snprintf(err, errlen, "args[%zu]: must be a string", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+service_check_env(json_t *s, char *err, size_t errlen)
+{
+	const char	*k;
+	json_t		*o, *v;
+
+	if ((o = json_object_get(s, "env")) == NULL)
+		json_object_set_new(s, "env", o = json_object());
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "env: must be an object of strings");
+		return -1;
+	}
+	json_object_foreach(o, k, v) {
+		if (!json_is_string(v) || k[0] == '\0' || strchr(k, '=') !=
+		    NULL) {
+			snprintf(err, errlen, "env.%.100s: names must be "
+			    "non-empty without '=', values strings", k);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+service_check_restart(json_t *s, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "policy", "max_restarts",
+	    "period_s", "delay_ms", "max_delay_ms", "reset_after_s", NULL };
+	const char	*pol;
+	json_t		*o;
+
+	if ((o = json_object_get(s, "restart")) == NULL)
+		json_object_set_new(s, "restart", o = json_object());
+	if (service_only_keys(o, "restart.", keys, err, errlen) != 0)
+		return -1;
+	if (json_object_get(o, "policy") == NULL)
+		json_object_set_new(o, "policy", json_string("on-failure"));
+	pol = json_string_value(json_object_get(o, "policy"));
+	if (pol == NULL || (strcmp(pol, "on-failure") != 0 &&
+	    strcmp(pol, "always") != 0 && strcmp(pol, "never") != 0)) {
+		snprintf(err, errlen, "restart.policy: must be on-failure, "
+		    "always or never");
+		return -1;
+	}
+	if (service_int(o, "restart.", "max_restarts", 0, 1000000, 10, err,
+	    errlen) != 0 ||
+	    service_int(o, "restart.", "period_s", 1, 86400, 120, err,
+	    errlen) != 0 ||
+	    service_int(o, "restart.", "delay_ms", 0, 3600000, 100, err,
+	    errlen) != 0 ||
+	    service_int(o, "restart.", "max_delay_ms", 0, 3600000, 30000, err,
+	    errlen) != 0 ||
+	    service_int(o, "restart.", "reset_after_s", 1, 86400, 60, err,
+	    errlen) != 0)
+		return -1;
+	return 0;
+}
+
+static int
+service_check_stop(json_t *s, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "signal", "timeout_s", NULL };
+	json_t	*o, *x;
+
+	if ((o = json_object_get(s, "stop")) == NULL)
+		json_object_set_new(s, "stop", o = json_object());
+	if (service_only_keys(o, "stop.", keys, err, errlen) != 0)
+		return -1;
+	if (json_object_get(o, "signal") == NULL)
+		json_object_set_new(o, "signal", json_string("TERM"));
+	if (!json_is_string(x = json_object_get(o, "signal")) ||
+	    service_signal(json_string_value(x)) == 0) {
+		snprintf(err, errlen, "stop.signal: must be a signal name such "
+		    "as TERM, INT, HUP, QUIT, USR1, USR2");
+		return -1;
+	}
+	return service_int(o, "stop.", "timeout_s", 0, 3600, 10, err, errlen);
+}
+
+/* A drain is a command of the artifact's, or else a signal (TERM). */
+static int
+service_check_drain(json_t *s, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "signal", "command", "timeout_s",
+	    NULL };
+	json_t	*o, *x;
+
+	if ((o = json_object_get(s, "drain")) == NULL)
+		json_object_set_new(s, "drain", o = json_object());
+	if (service_only_keys(o, "drain.", keys, err, errlen) != 0)
+		return -1;
+	if ((x = json_object_get(o, "command")) != NULL) {
+		if (!json_is_string(x)) {
+			snprintf(err, errlen, "drain.command: must be a path "
+			    "relative to the artifact");
+			return -1;
+		}
+		if (service_relpath("drain.command", json_string_value(x), err,
+		    errlen) != 0)
+			return -1;
+	} else {
+		if (json_object_get(o, "signal") == NULL)
+			json_object_set_new(o, "signal", json_string("TERM"));
+		if (!json_is_string(x = json_object_get(o, "signal")) ||
+		    service_signal(json_string_value(x)) == 0) {
+			snprintf(err, errlen, "drain.signal: must be a signal "
+			    "name such as USR1 or TERM");
+			return -1;
+		}
+	}
+	return service_int(o, "drain.", "timeout_s", 0, 86400, 30, err,
+	    errlen);
+}
+
+static int
+service_check_user(json_t *s, char *err, size_t errlen)
+{
+	json_t	*v = json_object_get(s, "user");
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v) || getpwnam(json_string_value(v)) == NULL) {
+		snprintf(err, errlen, "user: '%.100s' is not a user of this "
+		    "machine", json_is_string(v) ? json_string_value(v) : "?");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+service_check_limits(json_t *s, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "nofile", "nproc", "core_bytes",
+	    "memory_bytes", NULL };
+	const char	*k;
+	json_t		*o, *v;
+
+	if ((o = json_object_get(s, "limits")) == NULL)
+		json_object_set_new(s, "limits", o = json_object());
+	if (service_only_keys(o, "limits.", keys, err, errlen) != 0)
+		return -1;
+	json_object_foreach(o, k, v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0) {
+			snprintf(err, errlen, "limits.%s: must be a "
+			    "non-negative integer", k);
+			return -1;
+		}
 	}
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "nodee.h"
 
 enum sup_op {
 	SUP_PUT,
@@ -26,6 +27,7 @@ enum sup_op {
 	SUP_ARTIFACT,	/* an install finished: start who waits for it */
 	SUP_PREPARED,	/* a prepare job ended: start or fail */
 	SUP_SNAPSHOT,	/* a snapshot on demand */
+	SUP_PURGED,	/* a purge ended: its uid may serve again */
 	SUP_QUIT,
 };
 
@@ -35,10 +37,10 @@ typedef void	(*sup_listener)(void);
 void	sup_on_change(sup_listener);
 int	sup_start(const struct config *);
 void	sup_stop(void);
-int	sup_command(enum sup_op, const char *, json_t *, int64_t, int, char *,
-	    size_t);
+enum nd_rc	sup_command(enum sup_op, const char *, json_t *, int64_t, int,
+		    char *, size_t);
 void	sup_artifact_done(const char *, int, const char *);
 void	sup_prepared(const char *, int64_t, int, const char *);
-int	sup_snapshot_now(const char *, int64_t *, char *, size_t);
+enum nd_rc	sup_snapshot_now(const char *, int64_t *, char *, size_t);
 
 #endif

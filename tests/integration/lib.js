@@ -113,14 +113,17 @@ function cleanEnv() {
   return env;
 }
 
-// Starts the daemon and waits until /healthz answers.
+// Starts the daemon and waits until /healthz answers.  opts.wrap, a
+// command that ends by exec'ing its arguments (prlimit, setpriv, env),
+// is put before nodee's: the pid tracked is still the daemon's.
 async function startNodee(opts = {}) {
   const prefix = opts.prefix || tmpdir('prefix');
   const port = opts.port || await freePort();
   const args = ['daemon', '--prefix', prefix,
     '--listen', `127.0.0.1:${port}`, ...(opts.args || [])];
-  const p = spawn(BIN, args, { env: { ...cleanEnv(), ...(opts.env || {}) },
-    stdio: ['ignore', 'pipe', 'pipe'] });
+  const wrap = opts.wrap || [];
+  const p = spawn(wrap.length ? wrap[0] : BIN, [...wrap.slice(1), ...(wrap.length ? [BIN] : []), ...args],
+    { env: { ...cleanEnv(), ...(opts.env || {}) }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(p);
   const d = {
     proc: p, pid: p.pid, prefix, port, stderr: '', exited: null,

@@ -21,8 +21,9 @@ const { makeZip } = require('./zipper');
 const { Depot } = require('./depot');
 
 const GAV = 'com.test:svc:1';
-const UID_MIN = 61000;
-const UID_MAX = 61999;
+// The default dynamic uid range (service_uid_min, service_uid_max).
+const UID_MIN = 70000;
+const UID_MAX = 79999;
 
 // ---------------------------------------------------------------- artifacts
 
@@ -673,12 +674,16 @@ test('kill -9 of the service process: it comes back with a new pid, restarts + 1
   assert.equal(JSON.parse(events(D, c, 'service.exited')[0].detail).signal, 9);
 });
 
+// The delays start above the restart floor (about a second between two
+// starts), so that what is measured is the backoff, not the floor; a start
+// counts at once (min_uptime_ms 0): this is about the policy, not about
+// failed starts.
 test('a crash loop: backoff delays grow, then failed ("gave up"), and it stays failed until started', async () => {
   const c = '1.crashloop.tst.cell';
-  const r = await put(D, c, { artifact: GAV, command: 'bin/crash',
-    restart: { delay_ms: 50, max_restarts: 3, period_s: 60 } });
+  const r = await put(D, c, { artifact: GAV, command: 'bin/crash', start: { min_uptime_ms: 0 },
+    restart: { delay_ms: 1250, max_delay_ms: 60000, max_restarts: 3, period_s: 60 } });
   assert.equal(r.status, 201, r.text);
-  const s = await waitSvc(D, c, (x) => x.state === 'failed', 'failed', 15000);
+  const s = await waitSvc(D, c, (x) => x.state === 'failed', 'failed', 40000);
   assert.match(s.reason, /^gave up after 3 restarts/);
   assert.equal(s.restarts, 3);
   assert.equal(s.pid, null);
@@ -686,7 +691,7 @@ test('a crash loop: backoff delays grow, then failed ("gave up"), and it stays f
   const delays = events(D, c, 'service.backoff').map((e) => JSON.parse(e.detail).delay_ms);
   assert.equal(delays.length, 3, delays.join());
   for (let i = 1; i < delays.length; i++) assert.ok(delays[i] > delays[i - 1], `grows: ${delays}`);
-  [[40, 60], [80, 120], [160, 240]].forEach(([lo, hi], i) =>
+  [[1000, 1500], [2000, 3000], [4000, 6000]].forEach(([lo, hi], i) =>
     assert.ok(delays[i] >= lo && delays[i] <= hi, `delay ${i} = ${delays[i]} in [${lo}, ${hi}]`));
   assert.equal(events(D, c, 'service.gave_up').length, 1);
   const h = history(D, c);
@@ -717,14 +722,17 @@ test('the restart counter resets after a steady run: a service that fails only n
   assert.ok(delays.every((x) => x >= 16 && x <= 24), `the delay starts small again each time: ${delays}`);
 });
 
+// The commands exit at once: min_uptime_ms 0 makes each start count, as
+// the test is about the policies, not about failed starts.
 test('restart policies: never -> exited; on-failure with exit 0 -> exited; always restarts an exit 0', async () => {
   const never = '1.never.tst.cell';
   const onf = '1.onfailure.tst.cell';
   const always = '1.always.tst.cell';
+  const start = { min_uptime_ms: 0 };
   const rs = await Promise.all([
-    put(D, never, { artifact: GAV, command: 'bin/exit3', restart: { policy: 'never', delay_ms: 0 } }),
-    put(D, onf, { artifact: GAV, command: 'bin/exit0', restart: { delay_ms: 0 } }),
-    put(D, always, { artifact: GAV, command: 'bin/exit0',
+    put(D, never, { artifact: GAV, command: 'bin/exit3', start, restart: { policy: 'never', delay_ms: 0 } }),
+    put(D, onf, { artifact: GAV, command: 'bin/exit0', start, restart: { delay_ms: 0 } }),
+    put(D, always, { artifact: GAV, command: 'bin/exit0', start,
       restart: { policy: 'always', delay_ms: 50, max_restarts: 1000 } }),
   ]);
   rs.forEach((r) => assert.equal(r.status, 201, r.text));
@@ -733,7 +741,7 @@ test('restart policies: never -> exited; on-failure with exit 0 -> exited; alway
   assert.equal(n.desired_state, 'running');
   const o = await waitSvc(D, onf, (x) => x.state === 'exited', 'exited');
   assert.equal(o.last_exit.code, 0);
-  await waitSvc(D, always, (x) => x.restarts >= 2, 'restarted twice');
+  await waitSvc(D, always, (x) => x.restarts >= 2, 'restarted twice', 30000);
   await sleep(500);
   for (const [c, code] of [[never, 3], [onf, 0]]) {
     const x = (await get(D, c)).json;
@@ -1232,9 +1240,9 @@ test('after a reboot (nodee and all services gone): desired running come back, s
     await waitSvc(d, stopped, (x) => x.state === 'stopped', 'stopped');
     // One that gave up stays failed until someone starts it, reboot or not.
     const gaveUp = '1.bootd.tst.cell';
-    await put(d, gaveUp, { artifact: GAV, command: 'bin/crash',
+    await put(d, gaveUp, { artifact: GAV, command: 'bin/crash', start: { min_uptime_ms: 0 },
       restart: { delay_ms: 10, max_restarts: 1, period_s: 60 } });
-    await waitSvc(d, gaveUp, (x) => x.state === 'failed', 'failed');
+    await waitSvc(d, gaveUp, (x) => x.state === 'failed', 'failed', 30000);
     const gaveUpRuns = history(d, gaveUp).length;
     await d.stop('SIGKILL');
     for (const pid of [sa.pid, sb.pid]) process.kill(-pid, 'SIGKILL');
