@@ -132,6 +132,7 @@ struct sup_wake {
 	int			 cmds, exits, timers, spawns;
 	pid_t			*spawned;
 	size_t			 nspawned, capspawned;
+	char			 failed[256];	/* a write failed: why */
 	char			**forgot;	/* coordinates */
 	size_t			 nforgot, capforgot;
 	struct sup_task		*tasks;		/* queued after the commit */
@@ -182,10 +183,12 @@ static void	 sup_put(struct sup_cmd *);
 static void	 sup_enqueue(struct sup_cmd *);
 static int	 sup_call(struct sup_cmd *, int64_t *, char *, size_t);
 static void	 sup_begin(void);
+static void	 sup_store_failed(struct svc *, const char *);
 static void	 sup_commit(void);
 static void	 sup_undo(const char *);
 static void	 sup_step(struct svc *, struct supfsm_event *);
-static int	 sup_apply(struct svc *, const struct supfsm_out *);
+static int	 sup_apply(struct svc *, const struct supfsm_out *,
+		    enum supfsm_state);
 static int	 sup_effect(struct svc *, const struct supfsm_effect *);
 static void	 sup_event_fx(struct svc *, const struct supfsm_effect *);
 static void	 sup_reap(void);
@@ -204,7 +207,7 @@ static int	 sup_spawn(struct svc *, const char *, pid_t *, char *,
 		    size_t);
 static int	 sup_start_main(struct svc *, enum supfsm_why);
 static int	 sup_prepare(struct svc *, enum supfsm_why);
-static void	 sup_drain(struct svc *);
+static int	 sup_drain(struct svc *);
 static void	 sup_snapshot(struct svc *, const char *);
 static void	 sup_exited(struct svc *, int, int);
 static void	 sup_kill(struct svc *, int);
@@ -658,7 +661,12 @@ sup_load_row(sqlite3_stmt *st)
 		s->exit_sig = sqlite3_column_int(st, 13);
 		s->exit_ms = sqlite3_column_int64(st, 14);
 	}
-	if ((v = sup_col(st, 15)) != NULL)
+	/* ending: the snapshot a stop asks for, or a delete under way. */
+	if ((v = sup_col(st, 15)) != NULL && (strcmp(v, "delete") == 0 ||
+	    strcmp(v, "purge") == 0)) {
+		s->f.goal = SG_DELETE;
+		s->f.purge = v[0] == 'p';
+	} else if (v != NULL)
 		s->f.snap = strcmp(v, "drain") == 0 ? SS_DRAIN : SS_STOP;
 	if (s->pid > 0)
 		sup_pid_set(s, s->pid);
@@ -890,6 +898,7 @@ sup_handle(struct sup_cmd *c)
 	struct supfsm_event	 ev;
 	struct svc		*s;
 	struct supfsm_out	 o;
+	enum supfsm_state	 before;
 
 	memset(&ev, 0, sizeof(ev));
 	ev.now = store_mono_ms();
@@ -936,12 +945,13 @@ sup_handle(struct sup_cmd *c)
 	ev.purge = c->flag;
 	ev.rand = sup_rand();
 	s->touched = sup_w.seq;
+	before = s->f.state;
 	supfsm_step(&s->f, &ev, &o);
 	if (o.rc != ND_OK) {
 		sup_reply(c, o.rc, "%s %s", s->c.name, o.msg);
 		return;
 	}
-	sup_apply(s, &o);
+	sup_apply(s, &o, before);
 	sup_reply(c, ND_OK, "%s", "");
 }
 
@@ -1005,12 +1015,13 @@ static void
 sup_step(struct svc *s, struct supfsm_event *ev)
 {
 	struct supfsm_out	o;
+	enum supfsm_state	before = s->f.state;
 
 	if (ev->rand == 0)
 		ev->rand = sup_rand();
 	s->touched = sup_w.seq;
 	supfsm_step(&s->f, ev, &o);
-	sup_apply(s, &o);
+	sup_apply(s, &o, before);
 }
 
 /*
@@ -1020,9 +1031,10 @@ sup_step(struct svc *s, struct supfsm_event *ev)
  * was forgotten (and freed).
  */
 static int
-sup_apply(struct svc *s, const struct supfsm_out *o)
+sup_apply(struct svc *s, const struct supfsm_out *o,
+    enum supfsm_state before)
 {
-	int	i, r;
+	int	i, r, now = 0;
 
 	for (i = 0; i < o->nfx; i++) {
 		if (o->fx[i].fx == FX_TIMER)
@@ -1031,11 +1043,16 @@ sup_apply(struct svc *s, const struct supfsm_out *o)
 			return 1;
 		if (r == -1)
 			return 0;	/* SE_FAILED was applied */
+		now |= r == 2;
 	}
-	s->due = 0;
+	if (s->f.state != before)
+		s->due = 0;
 	for (i = 0; i < o->nfx; i++)
 		if (o->fx[i].fx == FX_TIMER)
 			s->due = store_mono_ms() + o->fx[i].ms;
+	/* A drain command that could not start: its timer ends it now. */
+	if (now)
+		s->due = store_mono_ms();
 	sup_save(s);
 	return 0;
 }
@@ -1053,7 +1070,10 @@ sup_failed(struct svc *s, const char *reason)
 	sup_step(s, &ev);
 }
 
-/* One effect: 0 done, 1 s is gone, -1 it failed and that was applied. */
+/*
+ * One effect: 0 done, 1 s is gone, -1 it failed and that was applied,
+ * 2 the state's timer is due now.
+ */
 static int
 sup_effect(struct svc *s, const struct supfsm_effect *e)
 {
@@ -1077,8 +1097,7 @@ sup_effect(struct svc *s, const struct supfsm_effect *e)
 		sup_kill(s, e->arg);
 		return 0;
 	case FX_DRAIN:
-		sup_drain(s);
-		return 0;
+		return sup_drain(s) == 0 ? 0 : 2;
 	case FX_SNAPSHOT:
 		sup_snapshot(s, e->arg == SS_DRAIN ? "drain" : "stop");
 		return 0;
@@ -1186,8 +1205,8 @@ sup_prepare(struct svc *s, enum supfsm_why why)
 	return 0;
 }
 
-/* The drain command, or the drain signal; a failed command stops. */
-static void
+/* The drain command, or the drain signal; -1 if the command failed. */
+static int
 sup_drain(struct svc *s)
 {
 	json_t		*drain = json_object_get(s->spec, "drain");
@@ -1199,14 +1218,14 @@ sup_drain(struct svc *s)
 	if (cmd == NULL) {
 		sup_kill(s, service_signal(json_string_value(json_object_get(
 		    drain, "signal"))));
-		return;
+		return 0;
 	}
 	if (sup_spawn(s, cmd, &helper, err, sizeof(err)) != 0) {
 		log_warn("sup", "%s: drain command: %s; stopping", s->c.name,
 		    err);
-		/* The drain's own timer, now: it stops the service. */
-		s->due = store_mono_ms();
+		return -1;
 	}
+	return 0;
 }
 
 /* Queues the snapshot a drain or a stop asks for. */
@@ -1288,6 +1307,7 @@ sup_exited(struct svc *s, int known, int status)
 	sup_pid_set(s, 0);
 	s->pstart = 0;
 	s->unwatched = 0;
+	s->recover = 0;
 	sup_w.exits++;
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = SE_EXIT;
@@ -1381,9 +1401,11 @@ sup_timers(void)
 
 	if (now >= sup_rotate_due) {
 		for (i = 0; i < sup_nsvcs; i++) {
-			struct sup_task	*t = calloc(1, sizeof(*t));
+			struct sup_task	*t;
 
-			if (t == NULL)
+			if (!sup_svcs[i]->has_uid)
+				continue;
+			if ((t = calloc(1, sizeof(*t))) == NULL)
 				break;
 			t->kind = TASK_ROTATE;
 			t->c = sup_svcs[i]->c;
@@ -1659,8 +1681,7 @@ sup_forget(struct svc *s)
 	    -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, s->c.name, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE)
-			log_error("sup", "%s: %s", s->c.name,
-			    sqlite3_errmsg(db));
+			sup_store_failed(s, "delete");
 		sqlite3_finalize(st);
 	}
 	if (s->f.purge && coord_runtime_dir(sup_cf, &s->c, dir,
@@ -1768,7 +1789,7 @@ sup_insert_row(struct svc *s)
 	sqlite3_bind_int64(st, 2, store_now_ms());
 	sqlite3_bind_int64(st, 3, store_now_ms());
 	if (sqlite3_step(st) != SQLITE_DONE)
-		log_error("sup", "%s: %s", s->c.name, sqlite3_errmsg(db));
+		sup_store_failed(s, "insert");
 	sqlite3_finalize(st);
 }
 
@@ -1808,7 +1829,10 @@ sup_bind_row(sqlite3_stmt *st, struct svc *s, const char *spec,
 	sqlite3_bind_int64(st, 15, store_now_ms());
 	sqlite3_bind_text(st, 16, s->c.name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 17, secret ? secret : "{}", -1, SQLITE_STATIC);
-	if (s->f.snap != SS_NONE)
+	if (s->f.goal == SG_DELETE)
+		sqlite3_bind_text(st, 18, s->f.purge ? "purge" : "delete", -1,
+		    SQLITE_STATIC);
+	else if (s->f.snap != SS_NONE)
 		sqlite3_bind_text(st, 18, snaps[s->f.snap], -1, SQLITE_STATIC);
 }
 
@@ -1841,8 +1865,7 @@ sup_save(struct svc *s)
 	}
 	sup_bind_row(st, s, spec, secret);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		log_error("sup", "%s: cannot save: %s", s->c.name,
-		    sqlite3_errmsg(db));
+		sup_store_failed(s, "save");
 	sqlite3_finalize(st);
 	free(spec);
 	free(secret);
@@ -1875,7 +1898,7 @@ sup_run_open(struct svc *s, const char *why)
 	sqlite3_bind_text(st, 6, json_string_value(json_object_get(s->spec,
 	    "artifact")), -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		log_error("sup", "%s: run: %s", s->c.name, sqlite3_errmsg(db));
+		sup_store_failed(s, "run");
 	sqlite3_finalize(st);
 }
 
@@ -1898,8 +1921,24 @@ sup_run_close(struct svc *s)
 	sqlite3_bind_text(st, 4, s->c.name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 5, s->pid);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		log_error("sup", "%s: run: %s", s->c.name, sqlite3_errmsg(db));
+		sup_store_failed(s, "run");
 	sqlite3_finalize(st);
+}
+
+/*
+ * A write of this wake-up failed (a full disk, say): the whole wake-up
+ * is undone at the commit, as if the commit had failed.
+ */
+static void
+sup_store_failed(struct svc *s, const char *what)
+{
+	sqlite3	*db = store_db();
+
+	log_error("sup", "%s: cannot %s: %s", s->c.name, what,
+	    sqlite3_errmsg(db));
+	if (sup_w.failed[0] == '\0')
+		snprintf(sup_w.failed, sizeof(sup_w.failed), "%s",
+		    sqlite3_errmsg(db));
 }
 
 static void
@@ -1908,6 +1947,7 @@ sup_begin(void)
 	sqlite3	*db = store_db();
 
 	sup_w.seq++;
+	sup_w.failed[0] = '\0';
 	sup_w.cmds = sup_w.exits = sup_w.timers = sup_w.spawns = 0;
 	sup_w.nspawned = 0;
 	if (db != NULL && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
@@ -1924,11 +1964,13 @@ sup_commit(void)
 	struct sup_task	*t;
 	size_t		 i;
 
-	if (db != NULL && !sqlite3_get_autocommit(db) &&
-	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+	if (db != NULL && (sup_w.failed[0] != '\0' ||
+	    (!sqlite3_get_autocommit(db) && sqlite3_exec(db, "COMMIT", NULL,
+	    NULL, NULL) != SQLITE_OK))) {
 		char	why[512];
 
-		snprintf(why, sizeof(why), "%s", sqlite3_errmsg(db));
+		snprintf(why, sizeof(why), "%s", sup_w.failed[0] != '\0' ?
+		    sup_w.failed : sqlite3_errmsg(db));
 		log_error("sup", "commit: %s: undoing this wake-up", why);
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		sup_undo(why);

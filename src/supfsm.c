@@ -82,8 +82,8 @@ supfsm_why_name(enum supfsm_why why)
 }
 
 /*
- * delay_ms * 2^level, capped at max_delay_ms, with +-20% jitter from
- * draw so that a cell's nodes spread their restarts.
+ * delay_ms * 2^level with +-20% jitter from draw, so that a cell's
+ * nodes spread their restarts; never above max_delay_ms.
  */
 int64_t
 supfsm_backoff_ms(const struct supfsm_params *p, int level, uint32_t draw)
@@ -97,7 +97,7 @@ supfsm_backoff_ms(const struct supfsm_params *p, int level, uint32_t draw)
 		d = p->max_delay_ms;
 	if (d > 0)
 		d += d * ((int64_t)(draw % 41) - 20) / 100;
-	return d;
+	return d > p->max_delay_ms ? p->max_delay_ms : d;
 }
 
 /* ------------------------------------------------------------ actions */
@@ -303,6 +303,7 @@ a_delete(struct supfsm *f, const struct supfsm_event *e, struct supfsm_out *o)
 {
 	f->goal = SG_DELETE;
 	f->purge = e->purge;
+	f->snap = SS_NONE;
 	f->install_job = 0;
 	if (f->prep_job > 0) {
 		fx(o, FX_CANCEL_PREPARE, 0, 0);
@@ -460,7 +461,8 @@ static void
 a_adopt(struct supfsm *f, const struct supfsm_event *e, struct supfsm_out *o)
 {
 	f->reason[0] = '\0';
-	if (f->goal != SG_RUN) {
+	/* A stop, or a restart (goal run), under way: it goes on. */
+	if (f->goal != SG_RUN || f->state == SF_STOPPING) {
 		/* A fresh signal and a fresh SIGKILL deadline. */
 		go(f, SF_RUNNING);
 		begin_stop(f, o);
@@ -482,6 +484,14 @@ a_boot(struct supfsm *f, const struct supfsm_event *e, struct supfsm_out *o)
 	    f->state == SF_WAITING;
 
 	f->why = SW_BOOT;
+	/* Only the job boot names is still of interest. */
+	f->install_job = f->prep_job = 0;
+	f->prep_gen = 0;
+	/* A delete the last nodee began (its row says so) ends now. */
+	if (f->goal == SG_DELETE) {
+		fx(o, FX_FORGET, 0, 0);
+		return;
+	}
 	if (f->goal != SG_RUN) {
 		if (was_live)
 			go(f, SF_STOPPED);
