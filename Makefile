@@ -21,8 +21,11 @@ override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -DTHREADED \
 	-DNODEE_VERSION='"$(VERSION)"' -Isrc -Ibuild/gen $(PKG_CFLAGS)
 override LDLIBS += $(PKG_LIBS) -lzookeeper_mt -lpthread
 
+# -ftrivial-auto-var-init=pattern fills every uninitialised local with
+# a pattern, so a read of one (a loop that stops at a NULL never written)
+# crashes the sanitized tests instead of passing by luck.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
-	-fno-sanitize-recover=undefined
+	-fno-sanitize-recover=undefined -ftrivial-auto-var-init=pattern
 
 MODULES	:= $(filter-out main,$(basename $(notdir $(wildcard src/*.c))))
 SQL	:= $(sort $(wildcard sql/*.sql))

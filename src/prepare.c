@@ -48,7 +48,6 @@
 
 #define PREPARE_STEPS_MAX	64
 #define PREPARE_PATHS_MAX	64
-#define PREPARE_PATH_MAX	1024
 #define PREPARE_TEMPLATE_MAX	(1024 * 1024)
 #define PREPARE_NAME_MAX	128
 #define PREPARE_HIDDEN		"(hidden)"
@@ -104,8 +103,8 @@ static int	prepare_snapshot_upload(struct job *, const char *,
 		    const char *, char *, size_t);
 static void	prepare_snapshot_done(struct job *, void *, const char *,
 		    const char *);
-static int	prepare_path_ok(const char *, const json_t *, int, int, char *,
-		    size_t);
+static int	prepare_step_path(const json_t *, const char *, const char *,
+		    int, char *, size_t);
 static int	prepare_flag(json_t *, const char *, const char *, char *,
 		    size_t);
 static int	prepare_url_check(const struct config *, const json_t *,
@@ -278,7 +277,8 @@ prepare_spec_check(const struct config *cf, json_t *s, char *err,
 			char	field[64];
 
 			snprintf(field, sizeof(field), "snapshot.paths[%zu]", i);
-			if (prepare_path_ok(field, v, 1, 1, err, errlen) != 0)
+			if (fs_relpath_ok(field, json_string_value(v),
+			    FS_REL_DOT | FS_REL_DIR, err, errlen) != 0)
 				return -1;
 		}
 		if (json_object_get(snap, "credentials") != NULL &&
@@ -1051,60 +1051,18 @@ prepare_snapshot_done(struct job *j, void *arg, const char *state,
 }
 
 /*
- * A path in the artifact or the runtime directory: relative, at most
- * PREPARE_PATH_MAX bytes, no control characters, no empty, "." or ".."
- * component (a trailing '/' is allowed where dir_ok); "." alone where
- * dot_ok.
+ * st[key], a path in the artifact or the runtime directory (flags as
+ * fs_relpath_ok() takes them); where names the step in messages.
  */
 static int
-prepare_path_ok(const char *field, const json_t *v, int dot_ok, int dir_ok,
-    char *err, size_t errlen)
+prepare_step_path(const json_t *st, const char *where, const char *key,
+    int flags, char *err, size_t errlen)
 {
-	const char	*p = json_string_value(v), *s, *e;
-	size_t		 i, n;
+	char	field[96];
 
-	if (p == NULL || p[0] == '\0' || strlen(p) > PREPARE_PATH_MAX) {
-		snprintf(err, errlen, "%s: must be a non-empty relative path "
-		    "of at most %d bytes", field, PREPARE_PATH_MAX);
-		return -1;
-	}
-	if (dot_ok && (strcmp(p, ".") == 0 || strcmp(p, "./") == 0))
-		return 0;
-	if (p[0] == '/') {
-		snprintf(err, errlen, "%s: '%.200s' is absolute; paths are "
-		    "relative to the artifact or the runtime directory", field,
-		    p);
-		return -1;
-	}
-	for (i = 0; p[i] != '\0'; i++)
-		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f) {
-			snprintf(err, errlen, "%s: contains a control "
-			    "character", field);
-			return -1;
-		}
-	for (s = p; *s != '\0'; s = *e ? e + 1 : e) {
-		e = strchr(s, '/');
-		if (e == NULL)
-			e = s + strlen(s);
-		n = (size_t)(e - s);
-		if (n == 0 && *e == '\0')
-			break;
-		if (n == 0 && *e == '/' && e[1] == '\0' && dir_ok)
-			break;
-		if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 &&
-		    s[0] == '.' && s[1] == '.')) {
-			snprintf(err, errlen, "%s: '%.200s' has an empty, '.' "
-			    "or '..' component; paths may not leave their "
-			    "directory", field, p);
-			return -1;
-		}
-	}
-	if (!dir_ok && p[strlen(p) - 1] == '/') {
-		snprintf(err, errlen, "%s: '%.200s' must name a file, not a "
-		    "directory", field, p);
-		return -1;
-	}
-	return 0;
+	snprintf(field, sizeof(field), "%s.%s", where, key);
+	return fs_relpath_ok(field, json_string_value(json_object_get(st, key)),
+	    flags, err, errlen);
 }
 
 /* An optional boolean, false by default. */
@@ -1295,12 +1253,9 @@ prepare_copy_check(json_t *st, const char *where, char *err, size_t errlen)
 	if (service_only_keys(st, field, keys, err, errlen) != 0 ||
 	    prepare_flag(st, where, "overwrite", err, errlen) != 0)
 		return -1;
-	snprintf(field, sizeof(field), "%s.copy", where);
-	if (prepare_path_ok(field, json_object_get(st, "copy"), 0, 1, err,
-	    errlen) != 0)
+	if (prepare_step_path(st, where, "copy", FS_REL_DIR, err, errlen) != 0)
 		return -1;
-	snprintf(field, sizeof(field), "%s.to", where);
-	return prepare_path_ok(field, json_object_get(st, "to"), 1, 1, err,
+	return prepare_step_path(st, where, "to", FS_REL_DOT | FS_REL_DIR, err,
 	    errlen);
 }
 
@@ -1315,13 +1270,9 @@ prepare_template_check(json_t *st, const char *where, char *err,
 	snprintf(field, sizeof(field), "%s.", where);
 	if (service_only_keys(st, field, keys, err, errlen) != 0)
 		return -1;
-	snprintf(field, sizeof(field), "%s.template", where);
-	if (prepare_path_ok(field, json_object_get(st, "template"), 0, 0, err,
-	    errlen) != 0)
+	if (prepare_step_path(st, where, "template", 0, err, errlen) != 0)
 		return -1;
-	snprintf(field, sizeof(field), "%s.to", where);
-	return prepare_path_ok(field, json_object_get(st, "to"), 0, 0, err,
-	    errlen);
+	return prepare_step_path(st, where, "to", 0, err, errlen);
 }
 
 /*
@@ -1348,17 +1299,11 @@ prepare_fetch_check(const struct config *cf, const json_t *spec, json_t *st,
 		    "directory to unpack a zip into) and to (a file)", where);
 		return -1;
 	}
-	if (json_object_get(st, "unpack") != NULL) {
-		snprintf(field, sizeof(field), "%s.unpack", where);
-		if (prepare_path_ok(field, json_object_get(st, "unpack"), 1, 1,
-		    err, errlen) != 0)
-			return -1;
-	} else {
-		snprintf(field, sizeof(field), "%s.to", where);
-		if (prepare_path_ok(field, json_object_get(st, "to"), 0, 0,
-		    err, errlen) != 0)
-			return -1;
-	}
+	if (json_object_get(st, "unpack") != NULL ?
+	    prepare_step_path(st, where, "unpack", FS_REL_DOT | FS_REL_DIR, err,
+	    errlen) != 0 :
+	    prepare_step_path(st, where, "to", 0, err, errlen) != 0)
+		return -1;
 	if ((v = json_object_get(st, "sha256")) != NULL && ((h =
 	    json_string_value(v)) == NULL || strlen(h) != 64 ||
 	    strspn(h, "0123456789abcdefABCDEF") != 64)) {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "artifact.h"
+#include "fs.h"
 #include "prepare.h"
 #include "rundir.h"
 #include "service.h"
@@ -32,7 +33,6 @@ static const struct {
 
 static int	service_int(json_t *, const char *, const char *, json_int_t,
 		    json_int_t, json_int_t, char *, size_t);
-static int	service_relpath(const char *, const char *, char *, size_t);
 static json_t	*service_row(sqlite3_stmt *);
 static int	service_check_artifact(json_t *, char *, size_t);
 static int	service_check_command(json_t *, char *, size_t);
@@ -254,7 +254,7 @@ service_check_command(json_t *s, char *err, size_t errlen)
 		    "relative to the artifact");
 		return -1;
 	}
-	return service_relpath("command", json_string_value(v), err, errlen);
+	return fs_relpath_ok("command", json_string_value(v), 0, err, errlen);
 }
 
 /* Integer options become the strings passed on the command line. */
@@ -403,8 +403,8 @@ service_check_drain(json_t *s, char *err, size_t errlen)
 			    "relative to the artifact");
 			return -1;
 		}
-		if (service_relpath("drain.command", json_string_value(x), err,
-		    errlen) != 0)
+		if (fs_relpath_ok("drain.command", json_string_value(x), 0,
+		    err, errlen) != 0)
 			return -1;
 	} else {
 		if (json_object_get(o, "signal") == NULL)
@@ -451,38 +451,6 @@ service_check_limits(json_t *s, char *err, size_t errlen)
 		if (!json_is_integer(v) || json_integer_value(v) < 0) {
 			snprintf(err, errlen, "limits.%s: must be a "
 			    "non-negative integer", k);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* A path inside the artifact: relative, no "..", no control characters. */
-static int
-service_relpath(const char *field, const char *p, char *err, size_t errlen)
-{
-	const char	*s;
-	size_t		 i;
-
-	if (p[0] == '\0' || p[0] == '/' || strlen(p) > 1024) {
-		snprintf(err, errlen, "%s: must be a non-empty path relative "
-		    "to the artifact directory", field);
-		return -1;
-	}
-	for (i = 0; p[i] != '\0'; i++) {
-		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f ||
-		    p[i] == '\\') {
-			snprintf(err, errlen, "%s: contains a control character "
-			    "or a backslash", field);
-			return -1;
-		}
-	}
-	for (s = p; s != NULL; s = strchr(s, '/')) {
-		if (*s == '/')
-			s++;
-		if (strncmp(s, "..", 2) == 0 && (s[2] == '/' || s[2] == '\0')) {
-			snprintf(err, errlen, "%s: '..' may not leave the "
-			    "artifact directory", field);
 			return -1;
 		}
 	}

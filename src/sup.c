@@ -687,13 +687,13 @@ sup_boot_job(struct svc *s, int64_t *job, char *text, size_t textlen)
 	js = json_string_value(json_object_get(j, "state"));
 	kind = json_string_value(json_object_get(j, "kind"));
 	e = json_string_value(json_object_get(j, "error"));
-	if (js == NULL || kind == NULL)
+	if (js == NULL || kind == NULL || (strcmp(js, "queued") != 0 &&
+	    strcmp(js, "running") != 0 && strcmp(kind, "service.prepare") !=
+	    0))
 		b = SB_NONE;
 	else if (strcmp(js, "queued") == 0 || strcmp(js, "running") == 0)
 		b = strcmp(kind, "service.prepare") == 0 ? SB_PREPARE_ACTIVE :
 		    SB_INSTALL_ACTIVE;
-	else if (strcmp(kind, "service.prepare") != 0)
-		b = SB_NONE;
 	else if (strcmp(js, "succeeded") == 0)
 		/* Only for the spec it has now: a PUT may have come since. */
 		b = prepare_job_spec_is(store_db(), *job, s->spec) ?
@@ -1517,8 +1517,8 @@ sup_rehash(size_t nb)
 	struct svc	**byname, **bypid;
 	size_t		  i;
 
-	byname = calloc(nb, sizeof(*byname));
-	bypid = calloc(nb, sizeof(*bypid));
+	byname = calloc(nb, sizeof(struct svc *));
+	bypid = calloc(nb, sizeof(struct svc *));
 	if (byname == NULL || bypid == NULL) {
 		free(byname);
 		free(bypid);
@@ -1615,7 +1615,8 @@ sup_new(const struct coord *c, json_t *spec)
 	if (sup_nsvcs == sup_capsvcs) {
 		size_t	cap = sup_capsvcs ? sup_capsvcs * 2 : SUP_HASH_MIN;
 
-		if ((n = realloc(sup_svcs, cap * sizeof(*n))) == NULL)
+		if ((n = realloc(sup_svcs, cap * sizeof(struct svc *))) ==
+		    NULL)
 			return NULL;
 		sup_svcs = n;
 		sup_capsvcs = cap;

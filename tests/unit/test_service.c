@@ -93,11 +93,17 @@ test_bad(void **state)
 		{ "{\"artifact\": \"g:a:1\", \"bogus\": 1}",
 		    "bogus: unknown field" },
 		{ "{\"artifact\": \"g:a:1\", \"command\": \"../x\"}",
-		    "command: '..'" },
+		    "command: '../x' has an empty, '.' or '..' component" },
 		{ "{\"artifact\": \"g:a:1\", \"command\": \"bin/../../x\"}",
-		    "command: '..'" },
+		    "command: 'bin/../../x' has an empty, '.' or '..'" },
 		{ "{\"artifact\": \"g:a:1\", \"command\": \"/bin/sh\"}",
-		    "command: must be a non-empty path relative" },
+		    "command: '/bin/sh' is absolute" },
+		{ "{\"artifact\": \"g:a:1\", \"command\": \"\"}",
+		    "command: must be a non-empty relative path" },
+		{ "{\"artifact\": \"g:a:1\", \"command\": \"bin/\"}",
+		    "command: 'bin/' must name a file" },
+		{ "{\"artifact\": \"g:a:1\", \"command\": \"./run\"}",
+		    "command: './run' has an empty, '.' or '..'" },
 		{ "{\"artifact\": \"g:a:1\", \"command\": 7}",
 		    "command: must be a string" },
 		{ "{\"artifact\": \"g:a:1\", \"options\": {\"--a\": []}}",
@@ -116,7 +122,11 @@ test_bad(void **state)
 		{ "{\"artifact\": \"g:a:1\", \"stop\": {\"timeout_s\": 1e3}}",
 		    "stop.timeout_s" },
 		{ "{\"artifact\": \"g:a:1\", \"drain\": {\"command\": "
-		    "\"/x\"}}", "drain.command" },
+		    "\"/x\"}}", "drain.command: '/x' is absolute" },
+		{ "{\"artifact\": \"g:a:1\", \"drain\": {\"command\": "
+		    "\"bin/../../x\"}}", "drain.command: 'bin/../../x' has" },
+		{ "{\"artifact\": \"g:a:1\", \"drain\": {\"command\": "
+		    "3}}", "drain.command: must be a path" },
 		{ "{\"artifact\": \"g:a:1\", \"user\": "
 		    "\"no-such-user-here\"}", "user: 'no-such-user-here'" },
 		{ "{\"artifact\": \"g:a:1\", \"limits\": {\"nofile\": -1}}",
