@@ -257,11 +257,12 @@ fs_chown_one(const char *path, const struct stat *st, int type,
 
 
 /*
- * The one rule for a relative path (spec validation, prepare steps and
- * the command spawn runs): relative, at most
- * FS_RELPATH_MAX bytes, no control characters, no empty, "." or ".."
- * component (a trailing '/' is allowed where dir_ok); "." alone with
- * FS_REL_DOT.  flags: FS_REL_DOT, FS_REL_DIR (a trailing '/' allowed).
+ * The one rule for a relative path (the spec's command and drain command,
+ * prepare steps, snapshot paths, the command spawn runs): relative, at
+ * most FS_RELPATH_MAX bytes, no control characters, no empty, "." or
+ * ".." component, so it can never leave the directory it is taken in.
+ * flags: FS_REL_DIR allows a trailing '/' (a directory), FS_REL_DOT "."
+ * alone (the directory itself).  err names the field and the fault.
  */
 int
 fs_relpath_ok(const char *field, const char *p, int flags, char *err,

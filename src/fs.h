@@ -1,7 +1,7 @@
 /*
  * fs: file-system helpers shared by the jobs: recursive removal of trees
- * that may be read-only, mkdir -p, and fsync of a directory so that a
- * rename in it is durable.
+ * that may be read-only, mkdir -p, fsync of a directory so that a rename
+ * in it is durable, and the one rule for a relative path a spec gives.
  */
 #ifndef NODEE_FS_H
 #define NODEE_FS_H

@@ -169,7 +169,7 @@ static int			 sup_uids_ok;	/* the machine-wide lock file */
 /* The background thread's queue. */
 static pthread_mutex_t		 sup_bg_mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t		 sup_bg_cond = PTHREAD_COND_INITIALIZER;
-static struct sup_task		*sup_bg_head;
+static struct sup_task		*sup_bg_head, *sup_bg_tail;
 static int			 sup_bg_quit;
 
 static void	*sup_main(void *);
@@ -331,6 +331,14 @@ sup_stop(void)
 	pthread_mutex_unlock(&sup_bg_mtx);
 	pthread_join(sup_bg_thread, NULL);
 	sup_running = 0;
+	/* What the background thread told a supervisor that had gone. */
+	while (sup_head != NULL) {
+		struct sup_cmd	*c = sup_head;
+
+		sup_head = c->next;
+		free(c);
+	}
+	sup_tail = NULL;
 	close(sup_epfd);
 	close(sup_sigfd);
 	close(sup_evfd);
@@ -2302,13 +2310,13 @@ sup_reply(struct sup_cmd *c, enum nd_rc rc, const char *fmt, ...)
 static void
 sup_bg_post(struct sup_task *t)
 {
-	struct sup_task	**tp;
-
 	t->next = NULL;
 	pthread_mutex_lock(&sup_bg_mtx);
-	for (tp = &sup_bg_head; *tp != NULL; tp = &(*tp)->next)
-		;
-	*tp = t;
+	if (sup_bg_tail != NULL)
+		sup_bg_tail->next = t;
+	else
+		sup_bg_head = t;
+	sup_bg_tail = t;
 	pthread_cond_signal(&sup_bg_cond);
 	pthread_mutex_unlock(&sup_bg_mtx);
 }
@@ -2328,8 +2336,9 @@ sup_bg_main(void *arg)
 		pthread_mutex_lock(&sup_bg_mtx);
 		while (sup_bg_head == NULL && !sup_bg_quit)
 			pthread_cond_wait(&sup_bg_cond, &sup_bg_mtx);
-		if ((t = sup_bg_head) != NULL)
-			sup_bg_head = t->next;
+		if ((t = sup_bg_head) != NULL && (sup_bg_head = t->next) ==
+		    NULL)
+			sup_bg_tail = NULL;
 		pthread_mutex_unlock(&sup_bg_mtx);
 		if (t == NULL)
 			break;
