@@ -104,8 +104,12 @@ config_defaults(struct config *cf)
 	cf->archive_max_entries = 200000;
 	cf->archive_max_bytes = 16ULL << 30;
 	cf->unpack_threads = 2;
-	cf->uid_min = 61000;
-	cf->uid_max = 61999;
+	/*
+	 * Above systemd's DynamicUser range (61184-65519) and below the
+	 * subordinate ids Debian hands out from 100000.
+	 */
+	cf->uid_min = 70000;
+	cf->uid_max = 79999;
 	cf->log_max = 10 * 1024 * 1024;
 	cf->log_keep = 3;
 	cf->log_check_s = 30;

@@ -41,6 +41,7 @@ static int	rundir_chain(const struct config *, const struct coord *, int,
 static int	rundir_sub(int, const char *, const char *, mode_t, char *,
 		    size_t);
 static int	rundir_give(int, uid_t, gid_t, int);
+static int	rundir_log_aside(const struct rundir *, int, const char *, uid_t);
 static int	rundir_log_open(const struct rundir *, const char *, uid_t,
 		    gid_t, int, char *, size_t);
 static int	rundir_check_file(int, const char *, const char *, uid_t, int,
@@ -365,7 +366,7 @@ rundir_log_open(const struct rundir *rd, const char *name, uid_t uid,
 	int		fd = -1, made = 0, tries, fl;
 
 	snprintf(shown, sizeof(shown), "log/%s", name);
-	for (tries = 0; fd == -1 && tries < 3; tries++) {
+	for (tries = 0; fd == -1 && tries < 4; tries++) {
 		if ((fd = openat(rd->logfd, name, flags | O_CREAT | O_EXCL,
 		    0640)) != -1) {
 			made = 1;
@@ -376,6 +377,11 @@ rundir_log_open(const struct rundir *rd, const char *name, uid_t uid,
 		if ((fd = openat(rd->logfd, name, flags)) == -1 &&
 		    errno != ENOENT)
 			break;
+		if (fd != -1 && rundir_log_aside(rd, fd, name, chown_ids ?
+		    uid : geteuid()) == 1) {
+			close(fd);
+			fd = -1;
+		}
 	}
 	if (fd == -1) {
 		rundir_open_failed(rd->logfd, name, shown, rd->path, S_IFREG,
@@ -397,6 +403,31 @@ rundir_log_open(const struct rundir *rd, const char *name, uid_t uid,
 		return -1;
 	}
 	return fd;
+}
+
+/*
+ * The log of an earlier uid of the service (its spec named another
+ * "user", or a start that could not be recorded got a uid it then gave
+ * back): a regular file with one link, so only a name in the service's
+ * own log/, is renamed to <name>.uid<N> within log/ (renameat follows
+ * nothing) and a fresh one is made.  Returns 1 if moved aside.
+ */
+static int
+rundir_log_aside(const struct rundir *rd, int fd, const char *name,
+    uid_t owner)
+{
+	struct stat	st;
+	char		aside[64];
+
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+	    st.st_uid == owner || st.st_uid == geteuid())
+		return 0;
+	snprintf(aside, sizeof(aside), "%s.uid%u", name, (unsigned)st.st_uid);
+	if (renameat(rd->logfd, name, rd->logfd, aside) != 0)
+		return 0;
+	log_info("rundir", "%s: log/%s of uid %u kept as log/%s", rd->path,
+	    name, (unsigned)st.st_uid, aside);
+	return 1;
 }
 
 /*

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "artifact.h"
@@ -21,6 +22,7 @@
 #include "service.h"
 
 #define SERVICE_LOG_TAIL_MAX	(1024 * 1024)
+#define SERVICE_PW_BUF_MAX	(1024 * 1024)
 
 static const struct {
 	const char	*name;
@@ -31,6 +33,28 @@ static const struct {
 	{ "USR2", SIGUSR2 }, { "WINCH", SIGWINCH },
 };
 
+/*
+ * The capabilities of linux/capability.h, each at its number (CAP_CHOWN
+ * is 0, CAP_CHECKPOINT_RESTORE 40).  Spelled out rather than taken from
+ * the header, so that a spec means the same on every build.
+ */
+static const char *const service_cap_names[] = {
+	/* 0 */	"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER",
+	/* 4 */	"FSETID", "KILL", "SETGID", "SETUID",
+	/* 8 */	"SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE",
+	/* 11 */ "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK",
+	/* 15 */ "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT",
+	/* 19 */ "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT",
+	/* 23 */ "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG",
+	/* 27 */ "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL",
+	/* 31 */ "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+	/* 35 */ "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON",
+	/* 39 */ "BPF", "CHECKPOINT_RESTORE",
+};
+
+_Static_assert(sizeof(service_cap_names) / sizeof(service_cap_names[0]) ==
+    41, "CAP_CHOWN (0) to CAP_CHECKPOINT_RESTORE (40)");
+
 static int	service_int(json_t *, const char *, const char *, json_int_t,
 		    json_int_t, json_int_t, char *, size_t);
 static json_t	*service_row(sqlite3_stmt *);
@@ -39,11 +63,14 @@ static int	service_check_command(json_t *, char *, size_t);
 static int	service_check_options(json_t *, char *, size_t);
 static int	service_check_args(json_t *, char *, size_t);
 static int	service_check_env(json_t *, char *, size_t);
+static int	service_check_start(json_t *, char *, size_t);
 static int	service_check_restart(json_t *, char *, size_t);
 static int	service_check_stop(json_t *, char *, size_t);
 static int	service_check_drain(json_t *, char *, size_t);
 static int	service_check_user(json_t *, char *, size_t);
 static int	service_check_limits(json_t *, char *, size_t);
+static int	service_check_caps(json_t *, char *, size_t);
+static int	service_user_exists(const char *);
 
 /* One checker per part of a spec; each fills in its part's defaults. */
 static int	(*const service_checks[])(json_t *, char *, size_t) = {
@@ -52,11 +79,13 @@ static int	(*const service_checks[])(json_t *, char *, size_t) = {
 	service_check_options,
 	service_check_args,
 	service_check_env,
+	service_check_start,
 	service_check_restart,
 	service_check_stop,
 	service_check_drain,
 	service_check_user,
 	service_check_limits,
+	service_check_caps,
 };
 
 /* "TERM" or "SIGTERM" -> SIGTERM; 0 if unknown. */
@@ -75,6 +104,44 @@ service_signal(const char *name)
 }
 
 /*
+ * The number of a capability, "NET_BIND_SERVICE" or "CAP_NET_BIND_SERVICE"
+ * in any case; -1 if there is no such capability.
+ */
+int
+service_cap_bit(const char *name)
+{
+	size_t	i;
+
+	if (name == NULL)
+		return -1;
+	if (strncasecmp(name, "CAP_", 4) == 0)
+		name += 4;
+	for (i = 0; i < sizeof(service_cap_names) /
+	    sizeof(service_cap_names[0]); i++)
+		if (strcasecmp(name, service_cap_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * The capabilities a checked spec grants, bit n for capability n: what
+ * stays in the service's bounding set.  0 when it grants none.
+ */
+uint64_t
+service_caps(const json_t *spec)
+{
+	json_t		*v;
+	uint64_t	 mask = 0;
+	size_t		 i;
+	int		 bit;
+
+	json_array_foreach(json_object_get(spec, "capabilities"), i, v)
+		if ((bit = service_cap_bit(json_string_value(v))) >= 0)
+			mask |= (uint64_t)1 << bit;
+	return mask;
+}
+
+/*
  * Checks a start spec and returns a new spec with every default filled
  * in, or NULL with err naming the field.  Each part has its checker, in
  * the order the spec's documentation lists the parts; the prepare
@@ -85,8 +152,9 @@ service_spec_check(const struct config *cf, const json_t *in, char *err,
     size_t errlen)
 {
 	static const char *const top[] = { "artifact", "command", "options",
-	    "args", "env", "restart", "stop", "drain", "user", "limits",
-	    "prepare", "snapshot", "credentials", NULL };
+	    "args", "env", "start", "restart", "stop", "drain", "user",
+	    "limits", "capabilities", "prepare", "snapshot", "credentials",
+	    NULL };
 	json_t	*s;
 	size_t	 i;
 
@@ -329,6 +397,24 @@ service_check_env(json_t *s, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A start counts as successful only once the process has stayed up
+ * min_uptime_ms (0: at once), as supervisord's startsecs.
+ */
+static int
+service_check_start(json_t *s, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "min_uptime_ms", NULL };
+	json_t	*o;
+
+	if ((o = json_object_get(s, "start")) == NULL)
+		json_object_set_new(s, "start", o = json_object());
+	if (service_only_keys(o, "start.", keys, err, errlen) != 0)
+		return -1;
+	return service_int(o, "start.", "min_uptime_ms", 0, 3600000, 1000, err,
+	    errlen);
+}
+
 static int
 service_check_restart(json_t *s, char *err, size_t errlen)
 {
@@ -424,15 +510,59 @@ static int
 service_check_user(json_t *s, char *err, size_t errlen)
 {
 	json_t	*v = json_object_get(s, "user");
+	int	 known;
 
 	if (v == NULL)
 		return 0;
-	if (!json_is_string(v) || getpwnam(json_string_value(v)) == NULL) {
+	if (!json_is_string(v) || (known = service_user_exists(
+	    json_string_value(v))) == 0) {
 		snprintf(err, errlen, "user: '%.100s' is not a user of this "
 		    "machine", json_is_string(v) ? json_string_value(v) : "?");
 		return -1;
 	}
+	if (known == -1) {
+		snprintf(err, errlen, "user: cannot look up '%.100s': %s",
+		    json_string_value(v), strerror(errno));
+		return -1;
+	}
 	return 0;
+}
+
+/*
+ * 1 if the user exists, 0 if not, -1 (errno) if the lookup failed.
+ * getpwnam_r(): specs are checked on the HTTP threads, and getpwnam()'s
+ * answer lives in one static buffer for all of them.
+ */
+static int
+service_user_exists(const char *name)
+{
+	struct passwd	 pw, *found = NULL;
+	char		*buf = NULL, *n;
+	size_t		 len = 4096;
+	int		 rc;
+
+	for (;;) {
+		if ((n = realloc(buf, len)) == NULL) {
+			free(buf);
+			errno = ENOMEM;
+			return -1;
+		}
+		buf = n;
+		rc = getpwnam_r(name, &pw, buf, len, &found);
+		/* An entry larger than the buffer: again with a larger one. */
+		if (rc != ERANGE || len >= SERVICE_PW_BUF_MAX)
+			break;
+		len *= 2;
+	}
+	free(buf);
+	if (found != NULL)
+		return 1;
+	/* "Not found" may come as 0 or as one of these, by NSS module. */
+	if (rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF ||
+	    rc == EPERM)
+		return 0;
+	errno = rc;
+	return -1;
 }
 
 static int
@@ -453,6 +583,40 @@ service_check_limits(json_t *s, char *err, size_t errlen)
 			    "non-negative integer", k);
 			return -1;
 		}
+	}
+	return 0;
+}
+
+/*
+ * The capabilities kept in the service's bounding set; every other one
+ * is dropped.  Stored as "CAP_<NAME>", whatever spelling was given.
+ */
+static int
+service_check_caps(json_t *s, char *err, size_t errlen)
+{
+	json_t	*o, *v;
+	char	 name[64];
+	size_t	 i;
+	int	 bit;
+
+	if ((o = json_object_get(s, "capabilities")) == NULL)
+		json_object_set_new(s, "capabilities", o = json_array());
+	if (!json_is_array(o)) {
+		snprintf(err, errlen, "capabilities: must be an array of "
+		    "capability names such as \"NET_BIND_SERVICE\"");
+		return -1;
+	}
+	json_array_foreach(o, i, v) {
+		if ((bit = service_cap_bit(json_string_value(v))) < 0) {
+			snprintf(err, errlen, "capabilities[%zu]: '%.64s' is not "
+			    "a Linux capability (see capabilities(7): CHOWN, "
+			    "NET_BIND_SERVICE, SYS_NICE..., with or without "
+			    "CAP_)", i, json_is_string(v) ?
+			    json_string_value(v) : "?");
+			return -1;
+		}
+		snprintf(name, sizeof(name), "CAP_%s", service_cap_names[bit]);
+		json_array_set_new(o, i, json_string(name));
 	}
 	return 0;
 }

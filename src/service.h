@@ -8,6 +8,8 @@
 
 #include <sys/types.h>
 
+#include <stdint.h>
+
 #include <jansson.h>
 #include <sqlite3.h>
 
@@ -17,6 +19,8 @@
 json_t	*service_spec_check(const struct config *, const json_t *, char *,
 	    size_t);
 int	 service_signal(const char *);
+int	 service_cap_bit(const char *);
+uint64_t service_caps(const json_t *);
 int	 service_only_keys(const json_t *, const char *,
 	    const char *const *, char *, size_t);
 json_t	*service_get(sqlite3 *, const char *);

@@ -115,6 +115,10 @@ test_defaults(void **state)
 	assert_int_equal(cf.max_body, 1024 * 1024);
 	assert_int_equal(cf.http_threads, 4);
 	assert_string_equal(cf.cell, "cell");
+	/* Dynamic uids clear of systemd's DynamicUser 61184-65519. */
+	assert_int_equal(cf.uid_min, 70000);
+	assert_int_equal(cf.uid_max, 79999);
+	assert_true(cf.uid_min > 65519 || cf.uid_max < 61184);
 
 	/* The host name or "localhost": never empty, always a valid name. */
 	assert_true(strlen(cf.instance) > 0);
