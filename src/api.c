@@ -139,7 +139,7 @@ api_artifact_post(struct http_req *r, void *arg)
 	const char		*url = NULL;
 	char			 sha[65] = "", err[1024];
 	size_t			 i;
-	int			 status;
+	enum nd_rc		 rc;
 
 	(void)arg;
 	if (!json_is_object(r->body)) {
@@ -179,14 +179,14 @@ api_artifact_post(struct http_req *r, void *arg)
 			    json_string_value(v)[i]);
 		sha[64] = '\0';
 	}
-	status = artifact_submit_install(&c, url, sha[0] ? sha : NULL, &answer,
+	rc = artifact_submit_install(&c, url, sha[0] ? sha : NULL, &answer,
 	    err, sizeof(err));
-	if (status == 200)
-		http_json(r, 200, answer);
-	else if (status == 202)
-		api_job_answer(r, 202, answer);
+	if (rc == ND_OK)
+		http_json(r, api_status(rc), answer);
+	else if (rc == ND_ACCEPTED)
+		api_job_answer(r, api_status(rc), answer);
 	else
-		http_problem(r, status < 0 ? 500 : status, "%s", err);
+		http_problem(r, api_status(rc), "%s", err);
 }
 
 static void
@@ -232,26 +232,26 @@ api_artifact_delete(struct http_req *r, void *arg)
 	struct artifact_coord	 c;
 	json_t			*answer;
 	char			*list, err[1024];
-	int			 status;
+	enum nd_rc		 rc;
 
 	(void)arg;
 	if (api_coord(r, &c) != 0)
 		return;
-	status = artifact_submit_remove(&c, &answer, err, sizeof(err));
-	if (status == 202) {
-		api_job_answer(r, 202, answer);
+	rc = artifact_submit_remove(&c, &answer, err, sizeof(err));
+	if (rc == ND_ACCEPTED) {
+		api_job_answer(r, api_status(rc), answer);
 		return;
 	}
-	if (status == 409) {
+	if (rc == ND_CONFLICT) {
 		list = json_dumps(answer, JSON_COMPACT);
 		json_decref(answer);
-		http_problem(r, 409, "artifact %s is used by services %s; "
-		    "delete them or change their artifact first", c.gav,
-		    list ? list : "?");
+		http_problem(r, api_status(rc), "artifact %s is used by "
+		    "services %s; delete them or change their artifact first",
+		    c.gav, list ? list : "?");
 		free(list);
 		return;
 	}
-	http_problem(r, status < 0 ? 500 : status, "%s", err);
+	http_problem(r, api_status(rc), "%s", err);
 }
 
 /* GET /api/v1/jobs?state=&kind=&limit=&before= : newest first, paged. */
@@ -454,6 +454,7 @@ api_service_put(struct http_req *r, void *arg)
 	json_t			*spec, *job = NULL;
 	char			 err[1024];
 	int64_t			 jid = 0;
+	enum nd_rc		 rc;
 	int			 status;
 
 	if (api_service_coord(r, &c) != 0)
@@ -471,16 +472,16 @@ api_service_put(struct http_req *r, void *arg)
 	}
 	/* Most PUTs name an installed artifact: a cheap check first. */
 	if (store_db() != NULL && artifact_installed(store_db(), &ac))
-		status = 200;
+		rc = ND_OK;
 	else
-		status = artifact_submit_install(&ac, NULL, NULL, &job, err,
+		rc = artifact_submit_install(&ac, NULL, NULL, &job, err,
 		    sizeof(err));
-	if (status == 202)
+	if (rc == ND_ACCEPTED)
 		jid = json_integer_value(json_object_get(job, "id"));
-	else if (status != 200) {
+	else if (rc != ND_OK) {
 		json_decref(spec);
-		http_problem(r, status < 0 ? 500 : status, "the artifact cannot "
-		    "be installed: %s", err);
+		http_problem(r, api_status(rc), "the artifact cannot be "
+		    "installed: %s", err);
 		return;
 	}
 	status = api_status(sup_command(SUP_PUT, c.name, spec, jid, 0, err,
@@ -590,19 +591,19 @@ api_service_snapshot(struct http_req *r)
 static void
 api_job_retry(struct http_req *r, void *arg)
 {
-	sqlite3	*db = store_db();
-	json_t	*j, *d;
-	char	 err[512];
-	int64_t	 id, nid;
-	int	 status;
+	sqlite3		*db = store_db();
+	json_t		*j, *d;
+	char		 err[512];
+	int64_t		 id, nid;
+	enum nd_rc	 rc;
 
 	(void)arg;
 	if ((j = api_job_lookup(r, &id)) == NULL)
 		return;
 	json_decref(j);
-	if ((nid = prepare_snapshot_retry(db, id, &status, err,
-	    sizeof(err))) < 0) {
-		http_problem(r, status, "%s", err);
+	if ((nid = prepare_snapshot_retry(db, id, &rc, err, sizeof(err))) <
+	    0) {
+		http_problem(r, api_status(rc), "%s", err);
 		return;
 	}
 	d = json_pack("{s:I, s:I}", "job", (json_int_t)nid, "retry_of",
@@ -612,7 +613,7 @@ api_job_retry(struct http_req *r, void *arg)
 	    json_object_get(j, "subject")), d);
 	json_decref(d);
 	jobs_wake();
-	api_job_answer(r, 202, j);
+	api_job_answer(r, api_status(rc), j);
 }
 
 /* GET …/logs?stream=stdout|stderr&tail=N (default 100 lines). */
@@ -703,34 +704,44 @@ api_service_answer(struct http_req *r, int status, const char *name,
 static void
 api_cell_nodes(struct http_req *r, void *arg)
 {
-	char	*text, err[256];
-	size_t	 len = 0;
-	int	 status;
+	char		*text, err[256];
+	size_t		 len = 0;
+	enum nd_rc	 rc;
 
 	(void)arg;
-	if ((text = registry_cell(&len, &status, err, sizeof(err))) == NULL) {
-		http_problem(r, status, "%s", err);
+	if ((text = registry_cell(&len, &rc, err, sizeof(err))) == NULL) {
+		http_problem(r, api_status(rc), "%s", err);
 		return;
 	}
-	http_body(r, 200, "application/json", text, len);
+	http_body(r, api_status(rc), "application/json", text, len);
 	free(text);
 }
 
-/* POST /api/v1/node/drain: draining in ZooKeeper first, then services. */
+/*
+ * POST /api/v1/node/drain: draining in ZooKeeper first, then services;
+ * each service's outcome shown as the status its own drain would have.
+ */
 static void
 api_node_drain(struct http_req *r, void *arg)
 {
-	json_t	*answer = NULL;
-	char	 err[256];
-	int	 status;
+	json_t		*answer = NULL, *svc;
+	char		 err[256];
+	size_t		 i;
+	enum nd_rc	 rc;
 
 	(void)arg;
-	status = registry_node_drain(&answer, err, sizeof(err));
-	if (status >= 300) {
-		http_problem(r, status, "%s", err);
+	if ((rc = registry_node_drain(&answer, err, sizeof(err))) !=
+	    ND_ACCEPTED) {
+		http_problem(r, api_status(rc), "%s", err);
 		return;
 	}
-	http_json(r, status, answer);
+	json_array_foreach(json_object_get(answer, "services"), i, svc) {
+		json_object_set_new(svc, "status", json_integer(api_status(
+		    (enum nd_rc)json_integer_value(json_object_get(svc,
+		    "rc")))));
+		json_object_del(svc, "rc");
+	}
+	http_json(r, api_status(rc), answer);
 }
 
 /* The one place where a domain outcome becomes an HTTP status. */

@@ -42,11 +42,13 @@ static artifact_listener	 artifact_listen;
 static pthread_mutex_t		 artifact_tree_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 static int	artifact_install_known(sqlite3 *, const struct artifact_coord *,
-		    const char *, const char *, json_t **, char *, size_t);
+		    const char *, const char *, json_t **, enum nd_rc *, char *,
+		    size_t);
 static int	artifact_install_differs(const json_t *, const char *,
 		    const char *);
-static int	artifact_install_queue(sqlite3 *, const struct artifact_coord *,
-		    const char *, const char *, json_t **, char *, size_t);
+static enum nd_rc artifact_install_queue(sqlite3 *,
+		    const struct artifact_coord *, const char *, const char *,
+		    json_t **, char *, size_t);
 static int	artifact_install_run(struct job *, void *, char *, size_t);
 static int	artifact_download(struct job *, const char *, const char *,
 		    int, struct fetch_result *, char *, size_t);
@@ -254,35 +256,37 @@ artifact_users(sqlite3 *db, const struct artifact_coord *c)
 }
 
 /*
- * Answers an install request: the artifact if it is installed (returns
- * 200), else the queued or running install job, or a new one (202).
- * Checks and insert are one transaction, so ten simultaneous requests
- * make one job.  url may be NULL (the depot's), sha256 NULL (sidecars).
- * Returns the HTTP status, or -1 with err.
+ * Answers an install request: the artifact if it is installed (ND_OK,
+ * *answer the artifact), else the queued or running install job, or a
+ * new one (ND_ACCEPTED, *answer the job).  Checks and insert are one
+ * transaction, so ten simultaneous requests make one job.  url may be
+ * NULL (the depot's), sha256 NULL (sidecars).  Anything else comes with
+ * err: ND_INVALID (no depot for the group), ND_CONFLICT (a removal, or
+ * another url or sha256), ND_UNAVAILABLE (the store), ND_INTERNAL.
  */
-int
+enum nd_rc
 artifact_submit_install(const struct artifact_coord *c, const char *url,
     const char *sha256, json_t **answer, char *err, size_t errlen)
 {
 	sqlite3		*db = store_db();
 	char		 depot_url[CONFIG_URL_MAX + 512];
-	int		 rc;
+	enum nd_rc	 rc;
 
 	*answer = NULL;
 	if (db == NULL) {
 		snprintf(err, errlen, "store unavailable");
-		return -1;
+		return ND_UNAVAILABLE;
 	}
 	if (url == NULL && artifact_url(artifact_cf, c, depot_url,
 	    sizeof(depot_url), err, errlen) != 0)
-		return 400;
+		return ND_INVALID;
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
 	    SQLITE_OK) {
 		snprintf(err, errlen, "store busy: %s", sqlite3_errmsg(db));
-		return -1;
+		return ND_UNAVAILABLE;
 	}
-	if ((rc = artifact_install_known(db, c, url, sha256, answer, err,
-	    errlen)) != 0) {
+	if (artifact_install_known(db, c, url, sha256, answer, &rc, err,
+	    errlen)) {
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 		return rc;
 	}
@@ -291,11 +295,12 @@ artifact_submit_install(const struct artifact_coord *c, const char *url,
 }
 
 /*
- * Answers a removal request: 404 when the artifact is neither installed
- * nor being installed, 409 (answer: the services) while a service uses
- * it, else the removal job (202).
+ * Answers a removal request: ND_NOT_FOUND when the artifact is neither
+ * installed nor being installed, ND_CONFLICT (*answer: the services)
+ * while a service uses it, else ND_ACCEPTED with the removal job.
+ * ND_UNAVAILABLE and ND_INTERNAL come with err.
  */
-int
+enum nd_rc
 artifact_submit_remove(const struct artifact_coord *c, json_t **answer,
     char *err, size_t errlen)
 {
@@ -306,30 +311,30 @@ artifact_submit_remove(const struct artifact_coord *c, json_t **answer,
 	*answer = NULL;
 	if (db == NULL) {
 		snprintf(err, errlen, "store unavailable");
-		return -1;
+		return ND_UNAVAILABLE;
 	}
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
 	    SQLITE_OK) {
 		snprintf(err, errlen, "store busy: %s", sqlite3_errmsg(db));
-		return -1;
+		return ND_UNAVAILABLE;
 	}
 	users = artifact_users(db, c);
 	if (json_array_size(users) > 0) {
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 		*answer = users;
-		return 409;
+		return ND_CONFLICT;
 	}
 	json_decref(users);
 	if ((*answer = jobs_active(db, "artifact.remove", c->gav)) != NULL) {
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-		return 202;
+		return ND_ACCEPTED;
 	}
 	a = artifact_get(db, c);
 	d = jobs_active(db, "artifact.install", c->gav);
 	if (a == NULL && d == NULL) {
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 		snprintf(err, errlen, "artifact %s is not installed", c->gav);
-		return 404;
+		return ND_NOT_FOUND;
 	}
 	json_decref(a);
 	json_decref(d);
@@ -340,7 +345,7 @@ artifact_submit_remove(const struct artifact_coord *c, json_t **answer,
 		snprintf(err, errlen, "cannot queue the removal: %s",
 		    sqlite3_errmsg(db));
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
+		return ND_INTERNAL;
 	}
 	d = json_pack("{s:I}", "job", (json_int_t)id);
 	store_event("artifact.remove.requested", c->gav, d);
@@ -349,24 +354,25 @@ artifact_submit_remove(const struct artifact_coord *c, json_t **answer,
 		snprintf(err, errlen, "cannot queue the removal: %s",
 		    sqlite3_errmsg(db));
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
+		return ND_INTERNAL;
 	}
 	jobs_wake();
 	*answer = jobs_get(db, id);
-	return 202;
+	return ND_ACCEPTED;
 }
 
 /*
  * What an install request meets, inside its transaction: a removal
- * (409), the artifact (200), or an install job (202); 0 when there is
- * none.  What exists answers the request only if it is what was asked
- * for: a pinned checksum that differs, or another explicit URL (url, NULL
- * for the depot's), is a conflict (409), never silently ignored.
+ * (*rc ND_CONFLICT), the artifact (ND_OK), or an install job
+ * (ND_ACCEPTED); returns 1 with *rc, or 0 when there is none.  What
+ * exists answers the request only if it is what was asked for: a pinned
+ * checksum that differs, or another explicit URL (url, NULL for the
+ * depot's), is a conflict, never silently ignored.
  */
 static int
 artifact_install_known(sqlite3 *db, const struct artifact_coord *c,
-    const char *url, const char *sha256, json_t **answer, char *err,
-    size_t errlen)
+    const char *url, const char *sha256, json_t **answer, enum nd_rc *rc,
+    char *err, size_t errlen)
 {
 	const char	*have;
 	json_t		*d, *p;
@@ -376,32 +382,39 @@ artifact_install_known(sqlite3 *db, const struct artifact_coord *c,
 		    "install it again when that job has ended", c->gav,
 		    (long long)json_integer_value(json_object_get(d, "id")));
 		json_decref(d);
-		return 409;
+		*rc = ND_CONFLICT;
+		return 1;
 	}
 	if ((*answer = artifact_get(db, c)) != NULL) {
 		have = json_string_value(json_object_get(*answer, "sha256"));
 		if (sha256 == NULL || (have != NULL &&
-		    strcasecmp(have, sha256) == 0))
-			return 200;
+		    strcasecmp(have, sha256) == 0)) {
+			*rc = ND_OK;
+			return 1;
+		}
 		snprintf(err, errlen, "artifact %s is installed with sha256 %s "
 		    "(check: %s), not the requested %s; remove it first",
 		    c->gav, have ? have : "unknown", json_string_value(
 		    json_object_get(*answer, "verified")), sha256);
 		json_decref(*answer);
 		*answer = NULL;
-		return 409;
+		*rc = ND_CONFLICT;
+		return 1;
 	}
 	if ((*answer = jobs_active(db, "artifact.install", c->gav)) == NULL)
 		return 0;
 	p = json_object_get(*answer, "params");
-	if (!artifact_install_differs(p, url, sha256))
-		return 202;
+	if (!artifact_install_differs(p, url, sha256)) {
+		*rc = ND_ACCEPTED;
+		return 1;
+	}
 	snprintf(err, errlen, "an install of %s with another url or sha256 is "
 	    "already queued or running (job %lld)", c->gav, (long long)
 	    json_integer_value(json_object_get(*answer, "id")));
 	json_decref(*answer);
 	*answer = NULL;
-	return 409;
+	*rc = ND_CONFLICT;
+	return 1;
 }
 
 /* Was the install job of these params asked with another url or sha256? */
@@ -425,9 +438,9 @@ artifact_install_differs(const json_t *params, const char *url,
 
 /*
  * Queues a new install job and commits the transaction submit began;
- * 202 with the job, or -1 with err (rolled back).
+ * ND_ACCEPTED with the job, or ND_INTERNAL with err (rolled back).
  */
-static int
+static enum nd_rc
 artifact_install_queue(sqlite3 *db, const struct artifact_coord *c,
     const char *url, const char *sha256, json_t **answer, char *err,
     size_t errlen)
@@ -454,12 +467,12 @@ artifact_install_queue(sqlite3 *db, const struct artifact_coord *c,
 		goto fail;
 	jobs_wake();
 	*answer = jobs_get(db, id);
-	return 202;
+	return ND_ACCEPTED;
 fail:
 	snprintf(err, errlen, "cannot queue the install: %s",
 	    sqlite3_errmsg(db));
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	return -1;
+	return ND_INTERNAL;
 }
 
 /*

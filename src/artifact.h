@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "jobs.h"
+#include "nodee.h"
 
 #define ARTIFACT_PART_MAX	128
 
@@ -40,9 +41,9 @@ json_t	*artifact_get(sqlite3 *, const struct artifact_coord *);
 int	 artifact_installed(sqlite3 *, const struct artifact_coord *);
 json_t	*artifact_list(sqlite3 *);
 json_t	*artifact_users(sqlite3 *, const struct artifact_coord *);
-int	 artifact_submit_install(const struct artifact_coord *, const char *,
-	    const char *, json_t **, char *, size_t);
-int	 artifact_submit_remove(const struct artifact_coord *, json_t **,
+enum nd_rc artifact_submit_install(const struct artifact_coord *,
+	    const char *, const char *, json_t **, char *, size_t);
+enum nd_rc artifact_submit_remove(const struct artifact_coord *, json_t **,
 	    char *, size_t);
 
 #endif

@@ -110,6 +110,8 @@ static int	prepare_flag(json_t *, const char *, const char *, char *,
 static int	prepare_url_check(const struct config *, const json_t *,
 		    const char *, const char *, const char *, char *, size_t);
 static int	prepare_creds_check(const json_t *, char *, size_t);
+static int	prepare_snapshot_check(const struct config *, const json_t *,
+		    json_t *, char *, size_t);
 static int	prepare_step_check(const struct config *, const json_t *,
 		    json_t *, size_t, char *, size_t);
 static int	prepare_copy_check(json_t *, const char *, char *, size_t);
@@ -119,6 +121,8 @@ static int	prepare_fetch_check(const struct config *, const json_t *,
 static json_t	*prepare_cred_json(const json_t *, const char *, char *,
 		    size_t);
 static json_t	*prepare_snapshot_target(const json_t *, const struct coord *,
+		    char *, size_t);
+static json_t	*prepare_retry_target(sqlite3 *, int64_t, const char *,
 		    char *, size_t);
 static void	prepare_cred_use(const json_t *, struct fetch_s3 *);
 static int	prepare_vars_for(const json_t *, const struct coord *,
@@ -252,69 +256,15 @@ int
 prepare_spec_check(const struct config *cf, json_t *s, char *err,
     size_t errlen)
 {
-	static const char *const snap_keys[] = { "paths", "to", "on",
-	    "credentials", NULL };
-	json_t		*steps, *snap, *v, *paths, *on;
-	const char	*cred;
-	size_t		 i, k;
+	json_t	*steps, *snap;
+	size_t	 i;
 
 	if (prepare_creds_check(json_object_get(s, "credentials"), err,
 	    errlen) != 0)
 		return -1;
-	if ((snap = json_object_get(s, "snapshot")) != NULL) {
-		if (service_only_keys(snap, "snapshot.", snap_keys, err,
-		    errlen) != 0)
-			return -1;
-		paths = json_object_get(snap, "paths");
-		if (!json_is_array(paths) || json_array_size(paths) == 0 ||
-		    json_array_size(paths) > PREPARE_PATHS_MAX) {
-			snprintf(err, errlen, "snapshot.paths: must be a list "
-			    "of 1 to %d paths in the runtime directory",
-			    PREPARE_PATHS_MAX);
-			return -1;
-		}
-		json_array_foreach(paths, i, v) {
-			char	field[64];
-
-			snprintf(field, sizeof(field), "snapshot.paths[%zu]", i);
-			if (fs_relpath_ok(field, json_string_value(v),
-			    FS_REL_DOT | FS_REL_DIR, err, errlen) != 0)
-				return -1;
-		}
-		if (json_object_get(snap, "credentials") != NULL &&
-		    !json_is_string(json_object_get(snap, "credentials"))) {
-			snprintf(err, errlen, "snapshot.credentials: must be "
-			    "the name of an entry of credentials");
-			return -1;
-		}
-		cred = json_string_value(json_object_get(snap, "credentials"));
-		if (!json_is_string(v = json_object_get(snap, "to"))) {
-			snprintf(err, errlen, "snapshot.to: required, an http, "
-			    "https or s3:// URL");
-			return -1;
-		}
-		if (prepare_url_check(cf, s, "snapshot.to",
-		    json_string_value(v), cred, err, errlen) != 0)
-			return -1;
-		if ((on = json_object_get(snap, "on")) == NULL)
-			json_object_set_new(snap, "on", on = json_pack("[s, s]",
-			    "drain", "stop"));
-		if (!json_is_array(on) || json_array_size(on) > 2) {
-			snprintf(err, errlen, "snapshot.on: must be a list of "
-			    "\"drain\" and \"stop\"");
-			return -1;
-		}
-		json_array_foreach(on, i, v) {
-			if (!json_is_string(v) || (strcmp(json_string_value(v),
-			    "drain") != 0 && strcmp(json_string_value(v),
-			    "stop") != 0) || (i == 1 && json_equal(v,
-			    json_array_get(on, 0)))) {
-				snprintf(err, errlen, "snapshot.on[%zu]: must be "
-				    "\"drain\" or \"stop\", each once", i);
-				return -1;
-			}
-		}
-	}
+	if ((snap = json_object_get(s, "snapshot")) != NULL &&
+	    prepare_snapshot_check(cf, s, snap, err, errlen) != 0)
+		return -1;
 	if ((steps = json_object_get(s, "prepare")) == NULL)
 		return 0;
 	if (!json_is_array(steps) || json_array_size(steps) >
@@ -323,11 +273,76 @@ prepare_spec_check(const struct config *cf, json_t *s, char *err,
 		    "steps", PREPARE_STEPS_MAX);
 		return -1;
 	}
-	k = json_array_size(steps);
-	for (i = 0; i < k; i++)
+	for (i = 0; i < json_array_size(steps); i++)
 		if (prepare_step_check(cf, s, json_array_get(steps, i), i + 1,
 		    err, errlen) != 0)
 			return -1;
+	return 0;
+}
+
+/*
+ * The spec's "snapshot": which paths of the runtime directory, uploaded
+ * where (with what credentials), after a drain, a stop or both (the
+ * default).
+ */
+static int
+prepare_snapshot_check(const struct config *cf, const json_t *s,
+    json_t *snap, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "paths", "to", "on",
+	    "credentials", NULL };
+	json_t		*v, *paths, *on;
+	const char	*cred;
+	char		 field[64];
+	size_t		 i;
+
+	if (service_only_keys(snap, "snapshot.", keys, err, errlen) != 0)
+		return -1;
+	paths = json_object_get(snap, "paths");
+	if (!json_is_array(paths) || json_array_size(paths) == 0 ||
+	    json_array_size(paths) > PREPARE_PATHS_MAX) {
+		snprintf(err, errlen, "snapshot.paths: must be a list of 1 to %d "
+		    "paths in the runtime directory", PREPARE_PATHS_MAX);
+		return -1;
+	}
+	json_array_foreach(paths, i, v) {
+		snprintf(field, sizeof(field), "snapshot.paths[%zu]", i);
+		if (fs_relpath_ok(field, json_string_value(v), FS_REL_DOT |
+		    FS_REL_DIR, err, errlen) != 0)
+			return -1;
+	}
+	if ((v = json_object_get(snap, "credentials")) != NULL &&
+	    !json_is_string(v)) {
+		snprintf(err, errlen, "snapshot.credentials: must be the name "
+		    "of an entry of credentials");
+		return -1;
+	}
+	cred = json_string_value(v);
+	if (!json_is_string(v = json_object_get(snap, "to"))) {
+		snprintf(err, errlen, "snapshot.to: required, an http, https or "
+		    "s3:// URL");
+		return -1;
+	}
+	if (prepare_url_check(cf, s, "snapshot.to", json_string_value(v), cred,
+	    err, errlen) != 0)
+		return -1;
+	if ((on = json_object_get(snap, "on")) == NULL)
+		json_object_set_new(snap, "on", on = json_pack("[s, s]", "drain",
+		    "stop"));
+	if (!json_is_array(on) || json_array_size(on) > 2) {
+		snprintf(err, errlen, "snapshot.on: must be a list of \"drain\" "
+		    "and \"stop\"");
+		return -1;
+	}
+	json_array_foreach(on, i, v) {
+		if (!json_is_string(v) || (strcmp(json_string_value(v),
+		    "drain") != 0 && strcmp(json_string_value(v), "stop") !=
+		    0) || (i == 1 && json_equal(v, json_array_get(on, 0)))) {
+			snprintf(err, errlen, "snapshot.on[%zu]: must be "
+			    "\"drain\" or \"stop\", each once", i);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -600,109 +615,106 @@ prepare_snapshot_target(const json_t *spec, const struct coord *c,
 }
 
 /*
- * A new job uploading the archive a failed snapshot job kept.  *status
- * is 404 (no such job), 409 (not a failed snapshot with its archive) or
- * 500 with err; 202 with the new id.
+ * A new job uploading the archive a failed snapshot job kept: *rc
+ * ND_ACCEPTED with the new id, else -1 with err and *rc ND_NOT_FOUND (no
+ * such job) or ND_CONFLICT (not a failed snapshot with its archive, or
+ * one of the service is queued or running).
  */
 int64_t
-prepare_snapshot_retry(sqlite3 *db, int64_t old, int *status, char *err,
+prepare_snapshot_retry(sqlite3 *db, int64_t old, enum nd_rc *rc, char *err,
     size_t errlen)
 {
-	sqlite3_stmt	*st;
-	json_error_t	 je;
-	json_t		*j, *params, *priv = NULL;
-	const char	*kind, *state, *archive;
-	int64_t		 id;
+	json_t		*j, *params, *priv;
+	const char	*kind, *state, *archive, *subject;
+	char		 shown[2048];
+	int64_t		 id = -1;
 
 	if ((j = jobs_get(db, old)) == NULL) {
-		*status = 404;
+		*rc = ND_NOT_FOUND;
 		snprintf(err, errlen, "no job %lld", (long long)old);
 		return -1;
 	}
 	kind = json_string_value(json_object_get(j, "kind"));
 	state = json_string_value(json_object_get(j, "state"));
+	subject = json_string_value(json_object_get(j, "subject"));
 	params = json_object_get(j, "params");
 	archive = json_string_value(json_object_get(params, "archive"));
-	*status = 409;
+	*rc = ND_CONFLICT;
 	if (strcmp(kind, "service.snapshot") != 0) {
 		snprintf(err, errlen, "only a snapshot job can be retried (job "
 		    "%lld is %s)", (long long)old, kind);
-		goto fail;
+		goto out;
 	}
 	if (strcmp(state, "failed") != 0 && strcmp(state, "cancelled") != 0) {
 		snprintf(err, errlen, "job %lld is %s; only a failed or "
 		    "cancelled snapshot can be retried", (long long)old, state);
-		goto fail;
+		goto out;
 	}
 	if (archive == NULL || !fs_exists(archive)) {
 		snprintf(err, errlen, "job %lld kept no archive (it failed "
 		    "before the archive was made, or it was retried "
 		    "already): take a new snapshot", (long long)old);
-		goto fail;
+		goto out;
 	}
-	/* Its private part has the URL whole and the credentials. */
-	priv = jobs_private(db, old);
-	/*
-	 * The URL and credentials come from the service's spec as it is now:
-	 * a retry is how a wrong secret or an expired token gets fixed.  Only
-	 * a service that is gone (purged after its drain) keeps the old ones.
-	 */
-	{
-		struct coord	 c;
-		json_t		*spec = NULL, *fresh;
-		char		 e[512];
-
-		if (coord_parse(json_string_value(json_object_get(j,
-		    "subject")), &c, e, sizeof(e)) == 0 && sqlite3_prepare_v2(db,
-		    "SELECT secret_spec FROM services WHERE coordinate = ?", -1,
-		    &st, NULL) == SQLITE_OK) {
-			sqlite3_bind_text(st, 1, c.name, -1, SQLITE_STATIC);
-			if (sqlite3_step(st) == SQLITE_ROW &&
-			    sqlite3_column_type(st, 0) != SQLITE_NULL)
-				spec = json_loads((const char *)
-				    sqlite3_column_text(st, 0), 0, &je);
-			sqlite3_finalize(st);
-		}
-		if (spec != NULL && json_object_get(spec, "snapshot") != NULL) {
-			if ((fresh = prepare_snapshot_target(spec, &c, err,
-			    errlen)) == NULL) {
-				json_decref(spec);
-				*status = 409;
-				goto fail;
-			}
-			json_decref(priv);
-			priv = fresh;
-		}
-		json_decref(spec);
-	}
+	if ((priv = prepare_retry_target(db, old, subject, err, errlen)) ==
+	    NULL)
+		goto out;
 	params = json_deep_copy(params);
-	{
-		char	shown[2048];
-
-		fetch_url_redact(json_string_value(json_object_get(priv,
-		    "url")), shown, sizeof(shown));
-		json_object_set_new(params, "url", json_string(shown));
-	}
+	fetch_url_redact(json_string_value(json_object_get(priv, "url")),
+	    shown, sizeof(shown));
+	json_object_set_new(params, "url", json_string(shown));
 	json_object_set_new(params, "retry_of", json_integer(old));
 	json_object_set_new(params, "why", json_string("retry"));
-	id = jobs_insert(db, "service.snapshot", json_string_value(
-	    json_object_get(j, "subject")), params, priv);
+	id = jobs_insert(db, "service.snapshot", subject, params, priv);
 	json_decref(params);
 	json_decref(priv);
-	priv = NULL;
 	if (id < 0) {
 		snprintf(err, errlen, "cannot queue the retry: %s (is a snapshot "
 		    "of %s already queued or running?)", sqlite3_errmsg(db),
-		    json_string_value(json_object_get(j, "subject")));
-		goto fail;
+		    subject);
+		goto out;
 	}
+	*rc = ND_ACCEPTED;
+out:
 	json_decref(j);
-	*status = 202;
 	return id;
-fail:
-	json_decref(priv);
-	json_decref(j);
-	return -1;
+}
+
+/*
+ * Where the retry of snapshot job old (of the service subject) uploads,
+ * with what credentials: as the service's spec says now, since a retry
+ * is how a wrong secret or an expired token gets fixed.  Only a service
+ * that is gone (purged after its drain) keeps the old job's.  A new
+ * private part for the job, or NULL with err.
+ */
+static json_t *
+prepare_retry_target(sqlite3 *db, int64_t old, const char *subject,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*st;
+	json_error_t	 je;
+	struct coord	 c;
+	json_t		*spec = NULL, *priv;
+	char		 e[512];
+
+	if (coord_parse(subject, &c, e, sizeof(e)) == 0 && sqlite3_prepare_v2(db,
+	    "SELECT secret_spec FROM services WHERE coordinate = ?", -1, &st,
+	    NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, c.name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_type(st, 0) != SQLITE_NULL)
+			spec = json_loads((const char *)sqlite3_column_text(st,
+			    0), 0, &je);
+		sqlite3_finalize(st);
+	}
+	if (spec != NULL && json_object_get(spec, "snapshot") != NULL)
+		priv = prepare_snapshot_target(spec, &c, err, errlen);
+	/* The old job's private part has the URL whole and the credentials. */
+	else if ((priv = jobs_private(db, old)) == NULL)
+		snprintf(err, errlen, "job %lld has no upload target left: take "
+		    "a new snapshot", (long long)old);
+	json_decref(spec);
+	return priv;
 }
 
 /*

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "coord.h"
 #include "jobs.h"
+#include "nodee.h"
 
 /* What ${name} may stand for in templates and URLs. */
 struct prepare_vars {
@@ -48,6 +49,7 @@ int64_t	 prepare_submit(sqlite3 *, const struct coord *, const json_t *,
 	    uid_t, gid_t, int, char *, size_t);
 int64_t	 prepare_snapshot_submit(sqlite3 *, const struct coord *,
 	    const json_t *, const char *, char *, size_t);
-int64_t	 prepare_snapshot_retry(sqlite3 *, int64_t, int *, char *, size_t);
+int64_t	 prepare_snapshot_retry(sqlite3 *, int64_t, enum nd_rc *, char *,
+	    size_t);
 
 #endif

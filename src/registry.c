@@ -411,10 +411,11 @@ registry_status(void)
 /*
  * GET /api/v1/cell/nodes: the cell as the watched copy has it.  The answer
  * is serialised once per change of the copy, not per request.  Returns a
- * new buffer (free it) with *lenp, or NULL with *status and err.
+ * new buffer (free it) with *lenp, or NULL with *rc (ND_UNAVAILABLE: no
+ * ZooKeeper is configured; ND_INTERNAL) and err.
  */
 char *
-registry_cell(size_t *lenp, int *status, char *err, size_t errlen)
+registry_cell(size_t *lenp, enum nd_rc *rc, char *err, size_t errlen)
 {
 	const char	**names = NULL, *k;
 	json_t		 *o, *nodes, *v;
@@ -422,7 +423,7 @@ registry_cell(size_t *lenp, int *status, char *err, size_t errlen)
 	size_t		  n = 0, i;
 
 	if (reg_cf == NULL || reg_cf->zookeeper[0] == '\0') {
-		*status = 503;
+		*rc = ND_UNAVAILABLE;
 		snprintf(err, errlen, "no ZooKeeper is configured (key "
 		    "zookeeper): this node runs standalone and has no cell view");
 		return NULL;
@@ -457,10 +458,10 @@ registry_cell(size_t *lenp, int *status, char *err, size_t errlen)
 	}
 	pthread_mutex_unlock(&reg_view_mtx);
 	if (copy == NULL) {
-		*status = 500;
+		*rc = ND_INTERNAL;
 		snprintf(err, errlen, "out of memory");
 	} else
-		*status = 200;
+		*rc = ND_OK;
 	return copy;
 }
 
@@ -468,9 +469,12 @@ registry_cell(size_t *lenp, int *status, char *err, size_t errlen)
  * POST /api/v1/node/drain: the node is marked draining in ZooKeeper first
  * (we wait up to REGISTRY_DRAIN_WAIT_MS for the write while connected),
  * then every running service is drained.  The node stays registered.
- * Returns an HTTP status with *answer (new) or err.
+ * Returns ND_ACCEPTED with *answer (new): each service's entry has its
+ * coordinate, the outcome of its drain as "rc" (an enum nd_rc, which the
+ * API shows as an HTTP status) and a detail.  ND_UNAVAILABLE with err
+ * when the store is.
  */
-int
+enum nd_rc
 registry_node_drain(json_t **answer, char *err, size_t errlen)
 {
 	struct timespec	 ts;
@@ -480,7 +484,8 @@ registry_node_drain(json_t **answer, char *err, size_t errlen)
 	char		 e[512];
 	unsigned	 seq;
 	size_t		 i;
-	int		 status, rc = 0, live;
+	enum nd_rc	 drc;
+	int		 rc = 0, live;
 
 	pthread_mutex_lock(&reg_view_mtx);
 	if (view_status == REG_UP)
@@ -509,7 +514,7 @@ registry_node_drain(json_t **answer, char *err, size_t errlen)
 
 	if ((db = store_db()) == NULL) {
 		snprintf(err, errlen, "the store is unavailable");
-		return 503;
+		return ND_UNAVAILABLE;
 	}
 	rows = service_list(db);
 	done = json_array();
@@ -520,18 +525,17 @@ registry_node_drain(json_t **answer, char *err, size_t errlen)
 		    strcmp(state, "running") != 0)
 			continue;
 		e[0] = '\0';
-		status = sup_command(SUP_DRAIN, coord, NULL, 0, 0, e,
-		    sizeof(e));
+		drc = sup_command(SUP_DRAIN, coord, NULL, 0, 0, e, sizeof(e));
 		json_array_append_new(done, json_pack("{s:s, s:i, s:s}",
-		    "coordinate", coord, "status", status, "detail",
-		    status < 300 ? "draining" : e));
+		    "coordinate", coord, "rc", (int)drc, "detail",
+		    drc == ND_OK || drc == ND_ACCEPTED ? "draining" : e));
 	}
 	json_decref(rows);
 	log_info("registry", "node drain: %zu services told to drain",
 	    json_array_size(done));
 	*answer = json_pack("{s:s, s:s, s:o}", "status", "draining",
 	    "zookeeper", zk, "services", done);
-	return 202;
+	return ND_ACCEPTED;
 }
 
 /*

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "nodee.h"
 
 /*
  * The node's data stays below ZooKeeper's 1 MiB limit (jute.maxbuffer,
@@ -29,8 +30,8 @@ void	 registry_stopping(void);
 void	 registry_stop(void);
 void	 registry_changed(void);
 json_t	*registry_status(void);
-char	*registry_cell(size_t *, int *, char *, size_t);
-int	 registry_node_drain(json_t **, char *, size_t);
+char	*registry_cell(size_t *, enum nd_rc *, char *, size_t);
+enum nd_rc registry_node_drain(json_t **, char *, size_t);
 char	*registry_encode(json_t *, const json_t *, size_t, size_t *);
 
 #endif

@@ -218,6 +218,7 @@ static void	 sup_run_open(struct svc *, const char *);
 static void	 sup_run_close(struct svc *);
 static int	 sup_assign_uid(struct svc *, char *, size_t);
 static int	 sup_dynamic(const struct svc *);
+static void	 sup_purge_aside(struct svc *, const char *, char *, size_t);
 static void	 sup_watch(struct svc *);
 static int	 sup_proc_start(pid_t, unsigned long long *);
 static void	 sup_reachable(const char *);
@@ -1702,7 +1703,7 @@ sup_forget(struct svc *s)
 		t->kill_uid = sup_root && s->has_uid && sup_dynamic(s) &&
 		    sup_uids_ok && uid_held(s->uid);
 		keep_uid = t->kill_uid;
-		snprintf(t->path, sizeof(t->path), "%s", dir);
+		sup_purge_aside(s, dir, t->path, sizeof(t->path));
 		t->next = sup_w.tasks;
 		sup_w.tasks = t;
 	}
@@ -1723,6 +1724,29 @@ sup_forget(struct svc *s)
 		sup_w.forgot[sup_w.nforgot++] = strdup(s->c.name);
 	sup_drop(s);
 	sup_dirty = 1;
+}
+
+/*
+ * Moves a purged runtime directory into PREFIX/tmp at once (its parents
+ * are nodee's, so the rename is root's own business), so the API answers
+ * with it gone and a service of the same name starts afresh; the
+ * background thread removes it.  tmp/ is emptied at every start, so
+ * nothing is left if nodee dies first.  If it cannot be moved, it is
+ * removed where it is.
+ */
+static void
+sup_purge_aside(struct svc *s, const char *dir, char *out, size_t outlen)
+{
+	static unsigned	n;
+
+	if (snprintf(out, outlen, "%s/tmp/purge-%lld-%u", sup_cf->prefix,
+	    (long long)store_now_ms(), n++) < (int)outlen &&
+	    rename(dir, out) == 0)
+		return;
+	if (errno != ENOENT)
+		log_warn("sup", "%s: cannot move %s aside (%s); removing it in "
+		    "place", s->c.name, dir, strerror(errno));
+	snprintf(out, outlen, "%s", dir);
 }
 
 /* 1 if the uid of s comes from the configured dynamic range. */

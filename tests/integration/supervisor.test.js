@@ -518,6 +518,10 @@ test('a deleted service\'s escaped process keeps its uid: a new service does not
   assert.equal(u2, s2.uid, 'the API shows the uid the process has');
   assert.notEqual(u2, s.uid, `uid ${s.uid} still has a live process (pid ${esc1}): not handed out again`);
   assert.ok(u2 >= UID_MIN && u2 <= UID_MAX, `dynamic uid ${u2}`);
+  // It belongs to no service any more: ended here, before the check that
+  // no service process outlives its DELETE.
+  killStrays();
+  await waitFor(() => !alive(esc1), 'the escaped process ended');
 });
 
 // --------------------------------------------------------------- full disk
