@@ -8,7 +8,8 @@
 //   so a purge kills another's processes;
 //   a commit that fails on a full disk with the process already forked;
 //   a root service remounting the software tree read-write;
-//   a low soft fd limit that loses services at adoption;
+//   a low soft fd limit that loses services at adoption; a low hard one
+//   that leaves adopted processes without a pidfd, unnoticed when they die;
 //   start failures shown as `running`, backoff without a reason;
 //   a restart loop without a floor;
 //   a prepare outcome lost across a daemon restart;
@@ -629,15 +630,24 @@ test('capabilities: a root service\'s bounding set is empty, or exactly what the
 
 // ---------------------------------------------------------------- fd limit
 
-test('under a soft fd limit of 256, 300 services are all adopted after a kill -9 (nodee raises its soft limit)', async () => {
-  const hard = execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim();
-  const wrap = ['prlimit', `--nofile=256:${hard}`, '--'];
+// A process's soft and hard RLIMIT_NOFILE, as /proc shows them.
+function fdLimits(pid) {
+  return readIf(`/proc/${pid}/limits`).match(/^Max open files\s+(\S+)\s+(\S+)/m).slice(1, 3);
+}
+
+// A daemon under `prlimit --nofile=<nofile>` gets n services of bin/idle
+// (`<i>.<tag>.sup.cell`) and runs them all; it is killed with SIGKILL and
+// another starts under the same limit, which must adopt every service as
+// it was (the same process, no restart, adoptions only) with its soft fd
+// limit raised to the hard one.  Then more(d, services) runs against that
+// second daemon; at the end every service is purged and it stops cleanly.
+async function adoptedUnderLimit(nofile, n, tag, more = async () => {}) {
+  const wrap = ['prlimit', `--nofile=${nofile}`, '--'];
   const prefix = newPrefix();
   let d = await startDaemon(prefix, { wrap });
   try {
     await installArtifact(d);
-    const N = 300;
-    const coords = Array.from({ length: N }, (_, i) => `${i}.fd.sup.cell`);
+    const coords = Array.from({ length: n }, (_, i) => `${i}.${tag}.sup.cell`);
     await pool(coords, 8, async (c) => {
       const r = await put(d, c, { artifact: GAV, command: 'bin/idle' });
       assert.equal(r.status, 201, r.text);
@@ -645,8 +655,8 @@ test('under a soft fd limit of 256, 300 services are all adopted after a kill -9
     let last = [];
     await waitFor(async () => {
       last = await list(d);
-      return last.length === N && last.every(isRunning);
-    }, `${N} services running`, 180000).catch((e) => {
+      return last.length === n && last.every(isRunning);
+    }, `${n} services running`, 180000).catch((e) => {
       e.message += `\nnot running: ${JSON.stringify(last.filter((s) => !isRunning(s)).slice(0, 5))}\n${logTail(d)}`;
       throw e;
     });
@@ -659,24 +669,58 @@ test('under a soft fd limit of 256, 300 services are all adopted after a kill -9
     // Settled: nothing is starting any more.
     await waitFor(async () => {
       last = await list(d);
-      return last.length === N && last.every((s) => !['starting', 'preparing'].includes(s.state));
+      return last.length === n && last.every((s) => !['starting', 'preparing'].includes(s.state));
     }, 'every service settled after the restart', 120000);
     const wrong = last.filter((s) => {
       const w = want.get(s.coordinate);
       return s.state !== 'running' || s.pid !== w.pid || s.restarts !== w.restarts || procStart(w.pid) !== w.start;
     });
     assert.deepEqual(wrong.map((s) => `${s.coordinate}: ${s.state} pid ${s.pid} ${s.reason || ''}`).slice(0, 10), [],
-      `${wrong.length} of ${N} services not adopted as they were`);
-    assert.equal(q(d, 'select count(*) n from service_runs')[0].n - runs0, N, 'adoptions only');
-    assert.equal(q(d, "select count(*) n from service_runs where reason = 'adopted'")[0].n, N);
-    const m = readIf(`/proc/${d.pid}/limits`).match(/^Max open files\s+(\S+)\s+(\S+)/m);
-    assert.equal(m[1], m[2], 'nodee raised its soft fd limit to the hard one');
+      `${wrong.length} of ${n} services not adopted as they were`);
+    assert.equal(q(d, 'select count(*) n from service_runs')[0].n - runs0, n, 'adoptions only');
+    assert.equal(q(d, "select count(*) n from service_runs where reason = 'adopted'")[0].n, n);
+    const [soft, hard] = fdLimits(d.pid);
+    assert.equal(soft, hard, 'nodee raised its soft fd limit to the hard one');
+    await more(d, last);
     await removeAll(d);
     await stopClean(d);
   } finally {
     if (!d.exited) await d.stop('SIGKILL');
     killLeftovers(prefix);
   }
+}
+
+test('under a soft fd limit of 256, 300 services are all adopted after a kill -9 (nodee raises its soft limit)', async () => {
+  const hard = execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim();
+  await adoptedUnderLimit(`256:${hard}`, 300, 'fd');
+});
+
+test('under a hard fd limit of 420, 200 services are all adopted after a kill -9; those without a pidfd are polled and restarted when they die', async () => {
+  await adoptedUnderLimit('420:420', 200, 'fdhard', async (d, services) => {
+    assert.deepEqual(fdLimits(d.pid), ['420', '420'], 'the hard limit it was given');
+    // Past the reserve of 256 descriptors, no pidfd: these are polled.
+    const unwatched = [...d.stderr.matchAll(/(\S+): adopted pid (\d+) \(unwatched: no descriptor left; polled\)/g)]
+      .map((x) => ({ coordinate: x[1], pid: Number(x[2]) }));
+    assert.ok(unwatched.length >= 1, `no adoption logged as unwatched:\n${logTail(d)}`);
+    const byCoord = new Map(services.map((s) => [s.coordinate, s]));
+    for (const u of unwatched) assert.equal(byCoord.get(u.coordinate)?.pid, u.pid, `${u.coordinate} as logged`);
+    const r = await d.req({ path: '/healthz' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await list(d)).length, services.length, 'the API still answers');
+
+    // One of them dies: only the poll can notice.
+    const v = byCoord.get(unwatched.at(-1).coordinate);
+    process.kill(-v.pid, 'SIGKILL');
+    const s = await waitSvc(d, v.coordinate, (x) => isRunning(x) && x.pid !== v.pid, 'running again, a new process', 30000);
+    assert.equal(s.restarts, v.restarts + 1, JSON.stringify(s));
+    // Ordered after that restart: every other service still runs as it was.
+    const others = (await list(d)).filter((x) => x.coordinate !== v.coordinate);
+    const moved = others.filter((x) => {
+      const w = byCoord.get(x.coordinate);
+      return !isRunning(x) || x.pid !== w.pid || x.restarts !== w.restarts;
+    });
+    assert.deepEqual(moved.map((x) => `${x.coordinate}: ${x.state} pid ${x.pid}`), [], 'only the killed one restarted');
+  });
 });
 
 // ----------------------------------------------------------- start failures
