@@ -424,7 +424,8 @@ artifact_install_differs(const json_t *params, const char *url,
 {
 	const char	*have = json_string_value(json_object_get(params,
 			    "sha256"));
-	const char	*had = json_string_value(json_object_get(params, "url"));
+	const char	*had = json_string_value(json_object_get(params,
+			    "url"));
 	char		 shown[CONFIG_URL_MAX + 512];
 
 	if (sha256 != NULL && (have == NULL || strcasecmp(have, sha256) != 0))
@@ -489,8 +490,8 @@ artifact_install_run(struct job *j, void *arg, char *err, size_t errlen)
 	sqlite3			*db = store_db();
 	json_t			*have;
 	const char		*url, *given, *verified = "none";
-	char			 zip[PATH_MAX], staging[PATH_MAX], dest[PATH_MAX];
-	char			 stale[PATH_MAX];
+	char			 zip[PATH_MAX], staging[PATH_MAX];
+	char			 dest[PATH_MAX], stale[PATH_MAX];
 	char			 expect[65] = "";
 	int			 want_sha1 = 0;
 

@@ -301,8 +301,8 @@ prepare_snapshot_check(const struct config *cf, const json_t *s,
 	paths = json_object_get(snap, "paths");
 	if (!json_is_array(paths) || json_array_size(paths) == 0 ||
 	    json_array_size(paths) > PREPARE_PATHS_MAX) {
-		snprintf(err, errlen, "snapshot.paths: must be a list of 1 to %d "
-		    "paths in the runtime directory", PREPARE_PATHS_MAX);
+		snprintf(err, errlen, "snapshot.paths: must be a list of 1 to "
+		    "%d paths in the runtime directory", PREPARE_PATHS_MAX);
 		return -1;
 	}
 	json_array_foreach(paths, i, v) {
@@ -319,19 +319,19 @@ prepare_snapshot_check(const struct config *cf, const json_t *s,
 	}
 	cred = json_string_value(v);
 	if (!json_is_string(v = json_object_get(snap, "to"))) {
-		snprintf(err, errlen, "snapshot.to: required, an http, https or "
-		    "s3:// URL");
+		snprintf(err, errlen, "snapshot.to: required, an http, https "
+		    "or s3:// URL");
 		return -1;
 	}
 	if (prepare_url_check(cf, s, "snapshot.to", json_string_value(v), cred,
 	    err, errlen) != 0)
 		return -1;
 	if ((on = json_object_get(snap, "on")) == NULL)
-		json_object_set_new(snap, "on", on = json_pack("[s, s]", "drain",
-		    "stop"));
+		json_object_set_new(snap, "on", on = json_pack("[s, s]",
+		    "drain", "stop"));
 	if (!json_is_array(on) || json_array_size(on) > 2) {
-		snprintf(err, errlen, "snapshot.on: must be a list of \"drain\" "
-		    "and \"stop\"");
+		snprintf(err, errlen, "snapshot.on: must be a list of "
+		    "\"drain\" and \"stop\"");
 		return -1;
 	}
 	json_array_foreach(on, i, v) {
@@ -669,9 +669,9 @@ prepare_snapshot_retry(sqlite3 *db, int64_t old, enum nd_rc *rc, char *err,
 	json_decref(params);
 	json_decref(priv);
 	if (id < 0) {
-		snprintf(err, errlen, "cannot queue the retry: %s (is a snapshot "
-		    "of %s already queued or running?)", sqlite3_errmsg(db),
-		    subject);
+		snprintf(err, errlen, "cannot queue the retry: %s (is a "
+		    "snapshot of %s already queued or running?)",
+		    sqlite3_errmsg(db), subject);
 		goto out;
 	}
 	*rc = ND_ACCEPTED;
@@ -697,9 +697,9 @@ prepare_retry_target(sqlite3 *db, int64_t old, const char *subject,
 	json_t		*spec = NULL, *priv;
 	char		 e[512];
 
-	if (coord_parse(subject, &c, e, sizeof(e)) == 0 && sqlite3_prepare_v2(db,
-	    "SELECT secret_spec FROM services WHERE coordinate = ?", -1, &st,
-	    NULL) == SQLITE_OK) {
+	if (coord_parse(subject, &c, e, sizeof(e)) == 0 &&
+	    sqlite3_prepare_v2(db, "SELECT secret_spec FROM services WHERE "
+	    "coordinate = ?", -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, c.name, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW &&
 		    sqlite3_column_type(st, 0) != SQLITE_NULL)
@@ -711,8 +711,8 @@ prepare_retry_target(sqlite3 *db, int64_t old, const char *subject,
 		priv = prepare_snapshot_target(spec, &c, err, errlen);
 	/* The old job's private part has the URL whole and the credentials. */
 	else if ((priv = jobs_private(db, old)) == NULL)
-		snprintf(err, errlen, "job %lld has no upload target left: take "
-		    "a new snapshot", (long long)old);
+		snprintf(err, errlen, "job %lld has no upload target left: "
+		    "take a new snapshot", (long long)old);
 	json_decref(spec);
 	return priv;
 }
@@ -1319,7 +1319,8 @@ prepare_fetch_check(const struct config *cf, const json_t *spec, json_t *st,
 	if ((v = json_object_get(st, "sha256")) != NULL && ((h =
 	    json_string_value(v)) == NULL || strlen(h) != 64 ||
 	    strspn(h, "0123456789abcdefABCDEF") != 64)) {
-		snprintf(err, errlen, "%s.sha256: must be 64 hex digits", where);
+		snprintf(err, errlen, "%s.sha256: must be 64 hex digits",
+		    where);
 		return -1;
 	}
 	if ((v = json_object_get(st, "credentials")) != NULL &&
@@ -1971,8 +1972,9 @@ prepare_apply(struct prep_run *r, int rtfd, char *err, size_t errlen)
 	}
 	if (r->is_new) {
 		if (snprintf(root, sizeof(root), "%s/rt", r->j->tmpdir) >=
-		    (int)sizeof(root) || mkdir(root, 0755) != 0 || (r->own && chown(root, r->uid,
-		    r->gid) != 0) || (fd = open(root, O_RDONLY | O_DIRECTORY |
+		    (int)sizeof(root) || mkdir(root, 0755) != 0 || (r->own &&
+		    chown(root, r->uid, r->gid) != 0) ||
+		    (fd = open(root, O_RDONLY | O_DIRECTORY |
 		    O_CLOEXEC)) == -1) {
 			snprintf(err, errlen, "cannot create %s: %s", root,
 			    strerror(errno));

@@ -608,10 +608,10 @@ service_check_caps(json_t *s, char *err, size_t errlen)
 	}
 	json_array_foreach(o, i, v) {
 		if ((bit = service_cap_bit(json_string_value(v))) < 0) {
-			snprintf(err, errlen, "capabilities[%zu]: '%.64s' is not "
-			    "a Linux capability (see capabilities(7): CHOWN, "
-			    "NET_BIND_SERVICE, SYS_NICE..., with or without "
-			    "CAP_)", i, json_is_string(v) ?
+			snprintf(err, errlen, "capabilities[%zu]: '%.64s' is "
+			    "not a Linux capability (see capabilities(7): "
+			    "CHOWN, NET_BIND_SERVICE, SYS_NICE..., with or "
+			    "without CAP_)", i, json_is_string(v) ?
 			    json_string_value(v) : "?");
 			return -1;
 		}

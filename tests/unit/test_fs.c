@@ -127,7 +127,8 @@ test_relpath_refused(void **state)
 		{ "a//b", FS_REL_DIR, "'a//b' has an empty" },
 		{ ".", 0, "'.' has an empty" },
 		{ "./", FS_REL_DIR, "'./' has an empty" },
-		{ "conf/", 0, "f.x: 'conf/' must name a file, not a directory" },
+		{ "conf/", 0,
+		    "f.x: 'conf/' must name a file, not a directory" },
 	};
 	char	err[256], toolong[FS_RELPATH_MAX + 2];
 	size_t	i;
