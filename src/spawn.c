@@ -43,6 +43,7 @@
 
 #include "artifact.h"
 #include "fs.h"
+#include "service.h"
 #include "spawn.h"
 
 /* What the child is doing when a call fails; reported to the parent. */
@@ -72,54 +73,6 @@ static const char *const spawn_step_names[SPAWN_NSTEPS] = {
 	[SPAWN_EXECVE] = "execve",
 };
 
-/* Indexed by bit number; CAP_LAST_CAP's headers and this list agree. */
-static const char *const spawn_cap_names[] = {
-	[CAP_CHOWN] = "CHOWN",
-	[CAP_DAC_OVERRIDE] = "DAC_OVERRIDE",
-	[CAP_DAC_READ_SEARCH] = "DAC_READ_SEARCH",
-	[CAP_FOWNER] = "FOWNER",
-	[CAP_FSETID] = "FSETID",
-	[CAP_KILL] = "KILL",
-	[CAP_SETGID] = "SETGID",
-	[CAP_SETUID] = "SETUID",
-	[CAP_SETPCAP] = "SETPCAP",
-	[CAP_LINUX_IMMUTABLE] = "LINUX_IMMUTABLE",
-	[CAP_NET_BIND_SERVICE] = "NET_BIND_SERVICE",
-	[CAP_NET_BROADCAST] = "NET_BROADCAST",
-	[CAP_NET_ADMIN] = "NET_ADMIN",
-	[CAP_NET_RAW] = "NET_RAW",
-	[CAP_IPC_LOCK] = "IPC_LOCK",
-	[CAP_IPC_OWNER] = "IPC_OWNER",
-	[CAP_SYS_MODULE] = "SYS_MODULE",
-	[CAP_SYS_RAWIO] = "SYS_RAWIO",
-	[CAP_SYS_CHROOT] = "SYS_CHROOT",
-	[CAP_SYS_PTRACE] = "SYS_PTRACE",
-	[CAP_SYS_PACCT] = "SYS_PACCT",
-	[CAP_SYS_ADMIN] = "SYS_ADMIN",
-	[CAP_SYS_BOOT] = "SYS_BOOT",
-	[CAP_SYS_NICE] = "SYS_NICE",
-	[CAP_SYS_RESOURCE] = "SYS_RESOURCE",
-	[CAP_SYS_TIME] = "SYS_TIME",
-	[CAP_SYS_TTY_CONFIG] = "SYS_TTY_CONFIG",
-	[CAP_MKNOD] = "MKNOD",
-	[CAP_LEASE] = "LEASE",
-	[CAP_AUDIT_WRITE] = "AUDIT_WRITE",
-	[CAP_AUDIT_CONTROL] = "AUDIT_CONTROL",
-	[CAP_SETFCAP] = "SETFCAP",
-	[CAP_MAC_OVERRIDE] = "MAC_OVERRIDE",
-	[CAP_MAC_ADMIN] = "MAC_ADMIN",
-	[CAP_SYSLOG] = "SYSLOG",
-	[CAP_WAKE_ALARM] = "WAKE_ALARM",
-	[CAP_BLOCK_SUSPEND] = "BLOCK_SUSPEND",
-	[CAP_AUDIT_READ] = "AUDIT_READ",
-	[CAP_PERFMON] = "PERFMON",
-	[CAP_BPF] = "BPF",
-	[CAP_CHECKPOINT_RESTORE] = "CHECKPOINT_RESTORE",
-};
-
-_Static_assert(sizeof(spawn_cap_names) / sizeof(spawn_cap_names[0]) ==
-    CAP_LAST_CAP + 1, "a capability without a name in spawn_cap_names");
-
 /* The spec's "limits" and what they set. */
 static const struct {
 	const char	*name;
@@ -141,6 +94,7 @@ static int	 spawn_env(struct spawn_plan *, const struct coord *,
 		    const json_t *, const char *, const char *, const char *);
 static int	 spawn_add(char **, size_t *, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
+static void	 spawn_nofile_default(struct spawn_plan *, const json_t *);
 static int	 spawn_limits(struct spawn_plan *, const json_t *, char *,
 		    size_t);
 static int	 spawn_groups(struct spawn_plan *, const char *, char *,
@@ -282,21 +236,6 @@ spawn_exec(const struct spawn_plan *p, pid_t *pidp, char *err,
 	return -1;
 }
 
-int
-spawn_cap_bit(const char *name)
-{
-	size_t	i;
-
-	if (name == NULL)
-		return -1;
-	if (strncasecmp(name, "CAP_", 4) == 0)
-		name += 4;
-	for (i = 0; i < sizeof(spawn_cap_names) / sizeof(spawn_cap_names[0]);
-	    i++)
-		if (strcasecmp(name, spawn_cap_names[i]) == 0)
-			return (int)i;
-	return -1;
-}
 
 /* An empty plan: what spawn_plan_free() leaves and may free again. */
 static void
@@ -503,7 +442,28 @@ spawn_limits(struct spawn_plan *p, const json_t *limits, char *err,
 		    (rlim_t)json_integer_value(v);
 		p->nlimits++;
 	}
+	spawn_nofile_default(p, limits);
 	return 0;
+}
+
+/*
+ * nodee raises its own soft open-files limit to the hard one (it holds a
+ * pidfd per adopted service); a service that names no "nofile" gets the
+ * usual soft limit back, for programs that still select().
+ */
+static void
+spawn_nofile_default(struct spawn_plan *p, const json_t *limits)
+{
+	struct rlimit	rl;
+
+	if (json_object_get(limits, "nofile") != NULL ||
+	    p->nlimits == SPAWN_NLIMITS || getrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+	    rl.rlim_cur <= SPAWN_NOFILE_SOFT)
+		return;
+	p->limits[p->nlimits].resource = RLIMIT_NOFILE;
+	p->limits[p->nlimits].value.rlim_cur = SPAWN_NOFILE_SOFT;
+	p->limits[p->nlimits].value.rlim_max = rl.rlim_max;
+	p->nlimits++;
 }
 
 /*
@@ -577,7 +537,7 @@ spawn_caps(struct spawn_plan *p, const json_t *caps, char *err,
 		return -1;
 	}
 	json_array_foreach(caps, i, v) {
-		if ((bit = spawn_cap_bit(json_string_value(v))) == -1) {
+		if ((bit = service_cap_bit(json_string_value(v))) == -1) {
 			snprintf(err, errlen, "capabilities[%zu]: '%.100s' is "
 			    "not a capability name such as NET_BIND_SERVICE",
 			    i, json_string_value(v) ? json_string_value(v) :

@@ -23,6 +23,7 @@
 #include "coord.h"
 
 #define SPAWN_NLIMITS	4	/* nofile, nproc, core_bytes, memory_bytes */
+#define SPAWN_NOFILE_SOFT	1024	/* a service's soft nofile by default */
 
 /* One setrlimit() the child makes: soft and hard limits alike. */
 struct spawn_limit {
@@ -95,10 +96,5 @@ void	spawn_plan_free(struct spawn_plan *);
  */
 int	spawn_exec(const struct spawn_plan *, pid_t *, char *, size_t);
 
-/*
- * A capability's bit number from its name, "NET_BIND_SERVICE" or
- * "CAP_NET_BIND_SERVICE" in any case; -1 if there is no such capability.
- */
-int	spawn_cap_bit(const char *);
 
 #endif

@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "coord.h"
+#include "service.h"
 #include "spawn.h"
 
 #define FAKE_UID	4243
@@ -340,12 +341,30 @@ test_plan_limits(void **state)
 	assert_int_equal(p.limits[2].value.rlim_cur, 1073741824);
 	assert_int_equal(p.limits[2].value.rlim_max, 1073741824);
 	spawn_plan_free(&p);
-	built(&f, "{\"artifact\": \"g:a:1\", \"limits\": {\"nproc\": 50}}",
-	    NULL, 0, 1, &p);
-	assert_int_equal(p.nlimits, 1);
-	assert_int_equal(p.limits[0].resource, RLIMIT_NPROC);
-	assert_int_equal(p.limits[0].value.rlim_max, 50);
-	spawn_plan_free(&p);
+	/*
+	 * No "nofile": nodee's own raised soft limit is not passed on; the
+	 * service gets 1024 soft under the same hard limit.
+	 */
+	{
+		struct rlimit	rl, old;
+
+		assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+		rl = old;
+		if (rl.rlim_max < 4096)
+			rl.rlim_max = 4096;
+		rl.rlim_cur = rl.rlim_max;
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+		built(&f, "{\"artifact\": \"g:a:1\", \"limits\": "
+		    "{\"nproc\": 50}}", NULL, 0, 1, &p);
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+		assert_int_equal(p.nlimits, 2);
+		assert_int_equal(p.limits[0].resource, RLIMIT_NPROC);
+		assert_int_equal(p.limits[0].value.rlim_max, 50);
+		assert_int_equal(p.limits[1].resource, RLIMIT_NOFILE);
+		assert_int_equal(p.limits[1].value.rlim_cur, SPAWN_NOFILE_SOFT);
+		assert_int_equal(p.limits[1].value.rlim_max, rl.rlim_max);
+		spawn_plan_free(&p);
+	}
 	refused(&f, "{\"artifact\": \"g:a:1\", \"limits\": {\"nofile\": -1}}",
 	    NULL, "limits.nofile: must be a non-negative integer");
 	fx_close(&f);
@@ -403,18 +422,18 @@ static void
 test_cap_bit(void **state)
 {
 	(void)state;
-	assert_int_equal(spawn_cap_bit("NET_BIND_SERVICE"), 10);
-	assert_int_equal(spawn_cap_bit("CAP_NET_BIND_SERVICE"), 10);
-	assert_int_equal(spawn_cap_bit("cap_net_bind_service"), 10);
-	assert_int_equal(spawn_cap_bit("Sys_Admin"), 21);
-	assert_int_equal(spawn_cap_bit("CHOWN"), 0);
-	assert_int_equal(spawn_cap_bit("CHECKPOINT_RESTORE"), 40);
-	assert_int_equal(spawn_cap_bit("NET_BIND_SERVICEX"), -1);
-	assert_int_equal(spawn_cap_bit("NET_BIND"), -1);
-	assert_int_equal(spawn_cap_bit("CAP_"), -1);
-	assert_int_equal(spawn_cap_bit("CAP_CAP_CHOWN"), -1);
-	assert_int_equal(spawn_cap_bit(""), -1);
-	assert_int_equal(spawn_cap_bit(NULL), -1);
+	assert_int_equal(service_cap_bit("NET_BIND_SERVICE"), 10);
+	assert_int_equal(service_cap_bit("CAP_NET_BIND_SERVICE"), 10);
+	assert_int_equal(service_cap_bit("cap_net_bind_service"), 10);
+	assert_int_equal(service_cap_bit("Sys_Admin"), 21);
+	assert_int_equal(service_cap_bit("CHOWN"), 0);
+	assert_int_equal(service_cap_bit("CHECKPOINT_RESTORE"), 40);
+	assert_int_equal(service_cap_bit("NET_BIND_SERVICEX"), -1);
+	assert_int_equal(service_cap_bit("NET_BIND"), -1);
+	assert_int_equal(service_cap_bit("CAP_"), -1);
+	assert_int_equal(service_cap_bit("CAP_CAP_CHOWN"), -1);
+	assert_int_equal(service_cap_bit(""), -1);
+	assert_int_equal(service_cap_bit(NULL), -1);
 }
 
 /* Sets this process's inheritable set; ambient needs it. */
