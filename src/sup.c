@@ -178,6 +178,7 @@ static void	 sup_load(void);
 static void	 sup_load_row(sqlite3_stmt *);
 static void	 sup_boot(struct svc *);
 static int	 sup_adopt(struct svc *);
+static void	 sup_lost(struct svc *);
 static void	 sup_handle(struct sup_cmd *);
 static void	 sup_put(struct sup_cmd *);
 static void	 sup_enqueue(struct sup_cmd *);
@@ -221,6 +222,7 @@ static int	 sup_dynamic(const struct svc *);
 static void	 sup_purge_aside(struct svc *, const char *, char *, size_t);
 static void	 sup_watch(struct svc *);
 static int	 sup_proc_start(pid_t, unsigned long long *);
+static ssize_t	 sup_proc_read(pid_t, const char *, char *, size_t);
 static void	 sup_reachable(const char *);
 static pid_t	 sup_unrecorded(struct svc *, unsigned long long *);
 static void	 sup_orphans_scan(void);
@@ -752,13 +754,8 @@ sup_adopt(struct svc *s)
 	    ps == s->pstart) && (found = sup_unrecorded(s, &ps)) > 0) {
 		log_warn("sup", "%s: pid %d runs as this service but was never "
 		    "recorded; adopting it", s->c.name, (int)found);
-		if (s->pid > 0) {
-			s->exit_known = 1;
-			s->exit_code = -1;
-			s->exit_sig = 0;
-			s->exit_ms = store_now_ms();
-			sup_run_close(s);
-		}
+		if (s->pid > 0)
+			sup_lost(s);
 		sup_pid_set(s, found);
 		s->pstart = ps;
 		s->started_ms = store_now_ms();
@@ -775,16 +772,23 @@ sup_adopt(struct svc *s)
 		return 1;
 	}
 	if (s->pid > 0) {
-		/* It died while no nodee watched: exit unknown. */
-		s->exit_known = 1;
-		s->exit_code = -1;
-		s->exit_sig = 0;
-		s->exit_ms = store_now_ms();
-		sup_run_close(s);
+		/* It died while no nodee watched. */
+		sup_lost(s);
 		sup_pid_set(s, 0);
 		s->pstart = 0;
 	}
 	return 0;
+}
+
+/* The recorded process ended while no nodee watched: exit unknown. */
+static void
+sup_lost(struct svc *s)
+{
+	s->exit_known = 1;
+	s->exit_code = -1;
+	s->exit_sig = 0;
+	s->exit_ms = store_now_ms();
+	sup_run_close(s);
 }
 
 /*
@@ -2123,18 +2127,11 @@ sup_undo(const char *why)
 static int
 sup_proc_start(pid_t pid, unsigned long long *out)
 {
-	char	path[64], buf[1024], *p;
-	ssize_t	n;
-	int	fd, field;
+	char	buf[1024], *p;
+	int	field;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	if (sup_proc_read(pid, "stat", buf, sizeof(buf)) <= 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
 	/* The command name may hold spaces and ')': skip to the last ')'. */
 	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
 		return -1;

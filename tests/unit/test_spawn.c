@@ -418,23 +418,6 @@ test_plan_root(void **state)
 	fx_close(&f);
 }
 
-static void
-test_cap_bit(void **state)
-{
-	(void)state;
-	assert_int_equal(service_cap_bit("NET_BIND_SERVICE"), 10);
-	assert_int_equal(service_cap_bit("CAP_NET_BIND_SERVICE"), 10);
-	assert_int_equal(service_cap_bit("cap_net_bind_service"), 10);
-	assert_int_equal(service_cap_bit("Sys_Admin"), 21);
-	assert_int_equal(service_cap_bit("CHOWN"), 0);
-	assert_int_equal(service_cap_bit("CHECKPOINT_RESTORE"), 40);
-	assert_int_equal(service_cap_bit("NET_BIND_SERVICEX"), -1);
-	assert_int_equal(service_cap_bit("NET_BIND"), -1);
-	assert_int_equal(service_cap_bit("CAP_"), -1);
-	assert_int_equal(service_cap_bit("CAP_CAP_CHOWN"), -1);
-	assert_int_equal(service_cap_bit(""), -1);
-	assert_int_equal(service_cap_bit(NULL), -1);
-}
 
 /* Sets this process's inheritable set; ambient needs it. */
 static void
@@ -627,7 +610,6 @@ main(void)
 		    unit_dir_setup, unit_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_plan_root,
 		    unit_dir_setup, unit_dir_teardown),
-		cmocka_unit_test(test_cap_bit),
 		cmocka_unit_test_setup_teardown(test_exec_ids_caps,
 		    unit_dir_setup, exec_teardown),
 		cmocka_unit_test_setup_teardown(test_exec_root_caps,
