@@ -1105,6 +1105,8 @@ fx_limits(void)
 {
 	struct unzip_limits	lim;
 
+	/* Every field: writable was once left to chance here. */
+	memset(&lim, 0, sizeof(lim));
 	lim.max_entries = 100000;
 	lim.max_bytes = 1ULL << 30;
 	lim.threads = 1;
