@@ -69,6 +69,7 @@
 #define SUP_FD_RESERVE		256	/* descriptors never used for pidfds */
 #define SUP_POLL_MS		1000	/* unwatched processes, recovery */
 #define SUP_SLOW_MS		50	/* a wake-up longer is logged */
+#define SUP_SLOW_EVERY_MS	10000	/* at most one such line per */
 #define SUP_HASH_MIN		64
 
 struct svc {
@@ -174,6 +175,7 @@ static int			 sup_bg_quit;
 
 static void	*sup_main(void *);
 static int	 sup_wakeup(struct epoll_event *, int);
+static void	 sup_slow(int64_t);
 static void	 sup_load(void);
 static void	 sup_load_row(sqlite3_stmt *);
 static void	 sup_boot(struct svc *);
@@ -232,6 +234,7 @@ static void	 sup_reply(struct sup_cmd *, enum nd_rc, const char *, ...)
 static void	 sup_bg_post(struct sup_task *);
 static void	*sup_bg_main(void *);
 static void	 sup_bg_purge(const struct sup_task *);
+static int	 sup_bg_rotate_due(const struct coord *);
 static void	 sup_kill_uid(uid_t);
 
 /* fn is called, on the supervisor thread, after a change is committed. */
@@ -579,10 +582,37 @@ sup_wakeup(struct epoll_event *evs, int k)
 	}
 	sup_commit();
 	if ((t = store_mono_ms() - t0) > SUP_SLOW_MS)
-		log_warn("sup", "one wake-up took %lld ms: %d commands, %d "
-		    "exits, %d timers, %d starts", (long long)t, sup_w.cmds,
-		    sup_w.exits, sup_w.timers, sup_w.spawns);
+		sup_slow(t);
 	return quit;
+}
+
+/*
+ * A wake-up longer than SUP_SLOW_MS, with what it did (as Redis's
+ * latency monitor does): one line per SUP_SLOW_EVERY_MS at most, the
+ * slowest of them, with how many there were.
+ */
+static void
+sup_slow(int64_t t)
+{
+	static int64_t	last, worst;
+	static int	n;
+	int64_t		now = store_mono_ms();
+
+	n++;
+	if (t > worst)
+		worst = t;
+	if (last != 0 && now - last < SUP_SLOW_EVERY_MS)
+		return;
+	log_warn("sup", "a wake-up took %lld ms: %d commands, %d exits, %d "
+	    "timers, %d starts", (long long)t, sup_w.cmds, sup_w.exits,
+	    sup_w.timers, sup_w.spawns);
+	if (n > 1)
+		log_warn("sup", "%d wake-ups over %d ms in the last %lld s, "
+		    "the slowest %lld ms", n, SUP_SLOW_MS,
+		    (long long)((now - last) / 1000), (long long)worst);
+	last = now;
+	worst = 0;
+	n = 0;
 }
 
 /* ------------------------------------------------------------ start-up */
@@ -654,7 +684,7 @@ sup_load_row(sqlite3_stmt *st)
 		s->uid = (uid_t)sqlite3_column_int(st, 8);
 		s->gid = (gid_t)sqlite3_column_int(st, 9);
 		s->has_uid = 1;
-		if (sup_dynamic(s) && (!sup_uids_ok || uid_claim(s->uid, 0, err,
+		if (sup_dynamic(s) && (!sup_uids_ok || uid_reclaim(s->uid, err,
 		    sizeof(err)) != 0)) {
 			log_warn("sup", "%s: its uid %u cannot be kept (%s): "
 			    "it gets another at its next start", c.name,
@@ -2363,14 +2393,41 @@ sup_bg_main(void *arg)
 		pthread_mutex_unlock(&sup_bg_mtx);
 		if (t == NULL)
 			break;
-		if (t->kind == TASK_ROTATE)
-			(void)rundir_rotate(sup_cf, &t->c, t->uid,
-			    sup_cf->log_max, sup_cf->log_keep);
-		else
+		if (t->kind == TASK_ROTATE) {
+			if (sup_bg_rotate_due(&t->c))
+				(void)rundir_rotate(sup_cf, &t->c, t->uid,
+				    sup_cf->log_max, sup_cf->log_keep);
+		} else
 			sup_bg_purge(t);
 		free(t);
 	}
 	return NULL;
+}
+
+/*
+ * Two lstat()s decide whether a service's logs need the careful walk of
+ * rundir_rotate() (a descriptor per path component): with a thousand
+ * services, every log check otherwise costs nine thousand opens.  Only
+ * metadata is read here; nothing is done through the path, and a link
+ * in place of a log is not followed, so it never looks due.
+ */
+static int
+sup_bg_rotate_due(const struct coord *c)
+{
+	static const char *const streams[] = { "stdout", "stderr" };
+	char		 dir[PATH_MAX], p[PATH_MAX + 16];
+	struct stat	 st;
+	size_t		 i;
+
+	if (coord_runtime_dir(sup_cf, c, dir, sizeof(dir)) != 0)
+		return 1;
+	for (i = 0; i < 2; i++) {
+		snprintf(p, sizeof(p), "%s/log/%s", dir, streams[i]);
+		if (lstat(p, &st) == 0 && S_ISREG(st.st_mode) &&
+		    (size_t)st.st_size >= sup_cf->log_max)
+			return 1;
+	}
+	return 0;
 }
 
 /*

@@ -52,6 +52,14 @@ void	uid_fini(void);
 int	uid_claim(unsigned, int, char *, size_t);
 
 /*
+ * Takes the lock of u again for a service the store says holds it (at
+ * start-up, when its own processes may run as it): nothing is looked
+ * up, as u was checked when it was given out.  0, or -1 with err when
+ * another daemon holds it.
+ */
+int	uid_reclaim(unsigned, char *, size_t);
+
+/*
  * Picks a free uid in [min, max] and claims it: 0 with *out, or -1 with
  * err.  Candidates are tried from the one after the uid last given out,
  * round the range, so a uid just given back is the last to come again.

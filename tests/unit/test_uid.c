@@ -254,10 +254,19 @@ test_other_description(void **state)
 	assert_int_equal(alloc_ok(b, b + 2), b + 2);
 	alloc_none(b, b + 2, "2 held by this daemon, 1 by others or in use");
 
+	/* A reclaim at start-up takes only the lock, and is refused too. */
+	assert_int_equal(uid_reclaim(b + 1, err, sizeof(err)), -1);
+	assert_contains(err, want);
 	close(f->fd2);
 	f->fd2 = -1;
 	if (uid_claim(b + 1, 0, err, sizeof(err)) != 0)
 		fail_msg("claim once the other let go: %s", err);
+	uid_release(b + 1);
+	if (uid_reclaim(b + 1, err, sizeof(err)) != 0)
+		fail_msg("reclaim once the other let go: %s", err);
+	assert_true(uid_held(b + 1));
+	assert_int_equal(uid_reclaim(b + 1, err, sizeof(err)), 0);
+	assert_true((f->fd2 = lock_other(f->lock, b + 1)) == -1);
 }
 
 /* Two daemons never share a uid; a daemon's death frees its uids. */
