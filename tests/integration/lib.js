@@ -185,7 +185,10 @@ async function waitFor(fn, what, timeoutMs = 15000) {
 }
 
 function sql(dbPath, query) {
-  return execFileSync('sqlite3', ['-json', dbPath, query], { encoding: 'utf8' });
+  // The daemon writes the same database: wait for its lock, as its own
+  // connections do, instead of failing with "database is locked".
+  return execFileSync('sqlite3', ['-json', '-cmd', '.timeout 10000', dbPath, query],
+    { encoding: 'utf8' });
 }
 
 function sqlRows(dbPath, query) {
