@@ -503,6 +503,7 @@ sup_main(void *arg)
 			close(s->pidfd);
 		sup_nsvcs--;
 		json_decref(s->spec);
+		supfsm_free(&s->f);
 		free(s);
 	}
 	free(sup_svcs);
@@ -694,7 +695,7 @@ sup_load_row(sqlite3_stmt *st)
 	}
 	s->f.install_job = sqlite3_column_int64(st, 10);	/* or prepare */
 	if ((v = sup_col(st, 11)) != NULL)
-		snprintf(s->f.reason, sizeof(s->f.reason), "%s", v);
+		supfsm_set_reason(&s->f, "%s", v);
 	if (sqlite3_column_type(st, 14) != SQLITE_NULL) {
 		s->exit_known = 1;
 		s->exit_code = sqlite3_column_type(st, 12) == SQLITE_NULL ? -1 :
@@ -1164,10 +1165,11 @@ sup_event_fx(struct svc *s, const struct supfsm_effect *e)
 		json_object_set_new(d, e->key, json_integer(e->num));
 	if ((e->flags & SUPFSM_EV_PID) && s->pid > 0)
 		json_object_set_new(d, "pid", json_integer(s->pid));
-	if ((e->flags & SUPFSM_EV_REASON) && s->f.reason[0] != '\0')
+	if ((e->flags & SUPFSM_EV_REASON) && s->f.reason != NULL)
 		json_object_set_new(d, "reason", json_string(s->f.reason));
 	if (e->flags & SUPFSM_EV_REASON)
-		log_warn("sup", "%s: %s: %s", s->c.name, e->kind, s->f.reason);
+		log_warn("sup", "%s: %s: %s", s->c.name, e->kind,
+		    supfsm_reason(&s->f));
 	if (json_object_size(d) == 0) {
 		json_decref(d);
 		d = NULL;
@@ -1703,6 +1705,7 @@ sup_drop(struct svc *s)
 		sup_npidfds--;
 	}
 	json_decref(s->spec);
+	supfsm_free(&s->f);
 	free(s);
 }
 
@@ -1889,7 +1892,7 @@ sup_bind_row(sqlite3_stmt *st, struct svc *s, const char *spec,
 		sqlite3_bind_int(st, 11, (int)s->uid);
 		sqlite3_bind_int(st, 12, (int)s->gid);
 	}
-	if (s->f.reason[0] != '\0')
+	if (s->f.reason != NULL)
 		sqlite3_bind_text(st, 13, s->f.reason, -1, SQLITE_STATIC);
 	if (job > 0)
 		sqlite3_bind_int64(st, 14, job);

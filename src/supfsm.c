@@ -9,7 +9,9 @@
  * every pair in milliseconds.
  */
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "supfsm.h"
@@ -45,6 +47,44 @@ supfsm_init(struct supfsm *f)
 	memset(f, 0, sizeof(*f));
 	f->state = SF_STOPPED;
 	f->goal = SG_STOP;
+}
+
+/* Frees what the service's data owns (its reason). */
+void
+supfsm_free(struct supfsm *f)
+{
+	free(f->reason);
+	f->reason = NULL;
+}
+
+/*
+ * The reason shown with the state, at most SUPFSM_REASON_MAX bytes;
+ * fmt NULL clears it.  Kept on the heap: most services have none, and
+ * one with a crash's stderr in it holds 2 KB.
+ */
+void
+supfsm_set_reason(struct supfsm *f, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*r = NULL;
+
+	if (fmt != NULL) {
+		va_start(ap, fmt);
+		if (vasprintf(&r, fmt, ap) < 0)
+			r = NULL;
+		va_end(ap);
+	}
+	if (r != NULL && strlen(r) >= SUPFSM_REASON_MAX)
+		r[SUPFSM_REASON_MAX - 1] = '\0';
+	free(f->reason);
+	f->reason = r;
+}
+
+/* The reason, "" when there is none. */
+const char *
+supfsm_reason(const struct supfsm *f)
+{
+	return f->reason != NULL ? f->reason : "";
 }
 
 const char *
@@ -117,7 +157,7 @@ a_put(struct supfsm *f, const struct supfsm_event *e, struct supfsm_out *o)
 {
 	f->goal = SG_RUN;
 	f->snap = SS_NONE;
-	f->reason[0] = '\0';
+	supfsm_set_reason(f, NULL);
 	f->gen++;
 	f->install_job = e->job;
 	if (supfsm_has_process(f->state)) {
@@ -376,7 +416,7 @@ a_timer_started(struct supfsm *f, const struct supfsm_event *e,
     struct supfsm_out *o)
 {
 	(void)e;
-	f->reason[0] = '\0';
+	supfsm_set_reason(f, NULL);
 	go(f, SF_RUNNING);
 	fx_event(o, "service.running", SUPFSM_EV_PID, NULL, 0);
 }
@@ -387,8 +427,8 @@ a_installed(struct supfsm *f, const struct supfsm_event *e,
 {
 	f->install_job = 0;
 	if (!e->ok) {
-		snprintf(f->reason, sizeof(f->reason), "artifact install "
-		    "failed: %.2400s", e->text ? e->text : "");
+		supfsm_set_reason(f, "artifact install failed: %.2400s",
+		    e->text ? e->text : "");
 		/* What runs keeps running the artifact it has. */
 		if (!supfsm_has_process(f->state) && f->goal == SG_RUN)
 			fail(f, f->reason, o);
@@ -460,7 +500,7 @@ a_failed(struct supfsm *f, const struct supfsm_event *e, struct supfsm_out *o)
 static void
 a_adopt(struct supfsm *f, const struct supfsm_event *e, struct supfsm_out *o)
 {
-	f->reason[0] = '\0';
+	supfsm_set_reason(f, NULL);
 	/* A stop, or a restart (goal run), under way: it goes on. */
 	if (f->goal != SG_RUN || f->state == SF_STOPPING) {
 		/* A fresh signal and a fresh SIGKILL deadline. */
@@ -622,7 +662,7 @@ static void
 fail(struct supfsm *f, const char *reason, struct supfsm_out *o)
 {
 	if (reason != f->reason)
-		snprintf(f->reason, sizeof(f->reason), "%s", reason);
+		supfsm_set_reason(f, "%s", reason);
 	go(f, SF_FAILED);
 	fx_event(o, "service.failed", SUPFSM_EV_REASON, NULL, 0);
 }
@@ -684,7 +724,7 @@ crashed(struct supfsm *f, const struct supfsm_event *e, struct supfsm_out *o)
 	exit_text(f, e, what, sizeof(what));
 	if (f->p.policy == SP_NEVER || (f->p.policy == SP_ON_FAILURE &&
 	    e->known && e->code == 0 && e->sig == 0)) {
-		snprintf(f->reason, sizeof(f->reason), "%s", what);
+		supfsm_set_reason(f, "%s", what);
 		go(f, SF_EXITED);
 		return;
 	}
@@ -696,8 +736,8 @@ crashed(struct supfsm *f, const struct supfsm_event *e, struct supfsm_out *o)
 			f->window[j++] = f->window[i];
 	f->nwin = j;
 	if (f->nwin >= f->p.max_restarts) {
-		snprintf(f->reason, sizeof(f->reason), "gave up after %d "
-		    "restarts in %lld s; last: %s", f->nwin,
+		supfsm_set_reason(f, "gave up after %d restarts in %lld s; "
+		    "last: %s", f->nwin,
 		    (long long)(f->p.period_ms / 1000), what);
 		go(f, SF_FAILED);
 		fx_event(o, "service.gave_up", SUPFSM_EV_REASON, "restarts",
@@ -716,7 +756,7 @@ crashed(struct supfsm *f, const struct supfsm_event *e, struct supfsm_out *o)
 	/* Never a fork storm: one start a second at most, when it dies. */
 	if (delay < SUPFSM_RESTART_FLOOR_MS - up)
 		delay = SUPFSM_RESTART_FLOOR_MS - up;
-	snprintf(f->reason, sizeof(f->reason), "%s", what);
+	supfsm_set_reason(f, "%s", what);
 	if (delay <= 0) {
 		start(f, SW_RESTART, o);
 		return;

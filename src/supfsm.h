@@ -129,7 +129,7 @@ struct supfsm {
 	int64_t			 window[SUPFSM_WINDOW_MAX];
 	int			 nwin;
 	int			 level;		/* backoff doublings */
-	char			 reason[SUPFSM_REASON_MAX];
+	char			*reason;	/* malloc'ed; NULL: none */
 	struct supfsm_params	 p;
 };
 
@@ -155,6 +155,10 @@ struct supfsm_out {
 };
 
 void		 supfsm_init(struct supfsm *);
+void		 supfsm_free(struct supfsm *);
+void		 supfsm_set_reason(struct supfsm *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+const char	*supfsm_reason(const struct supfsm *);
 void		 supfsm_step(struct supfsm *, const struct supfsm_event *,
 		    struct supfsm_out *);
 const char	*supfsm_state_name(enum supfsm_state);

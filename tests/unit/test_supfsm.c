@@ -304,7 +304,7 @@ test_every_pair(void **state)
 static void
 check_pair(const struct want *w)
 {
-	struct run		r;
+	struct run		r = { 0 };
 	struct supfsm_event	e = fsm_ev(w->ev);
 	char			got[512], exp[512];
 	size_t			n = strlen(mismatches);
@@ -319,13 +319,16 @@ check_pair(const struct want *w)
 		    st_names[r.f.state], r.alive ? "" : "out");
 	n = strlen(mismatches);
 	if (r.f.state == w->to && r.f.goal == w->goal && r.o.rc == w->rc &&
-	    strcmp(got, exp) == 0)
+	    strcmp(got, exp) == 0) {
+		supfsm_free(&r.f);
 		return;
+	}
 	snprintf(mismatches + n, sizeof(mismatches) - n, "  %s x %s: "
 	    "expected %s goal %s rc %d [%s], got %s goal %s rc %d [%s]\n",
 	    st_names[w->st], ev_names[w->ev], st_names[w->to],
 	    goal_names[w->goal], (int)w->rc, exp, st_names[r.f.state],
 	    goal_names[r.f.goal], (int)r.o.rc, got);
+	supfsm_free(&r.f);
 }
 
 /* ------------------------------------------------------- scenarios */
@@ -334,7 +337,7 @@ check_pair(const struct want *w)
 static void
 test_crash_loop(void **state)
 {
-	struct run	r;
+	struct run	r = { 0 };
 	int64_t		prev = 0, ms;
 	int		i;
 
@@ -364,13 +367,14 @@ test_crash_loop(void **state)
 	run_expect(&r, SF_RUNNING, "SPAWN(api)");
 	run_exit(&r, 2000, 1, 0, "boom");
 	assert_int_equal(run_fx(&r, FX_TIMER)->ms, r.f.p.delay_ms);
+	supfsm_free(&r.f);
 }
 
 /* Exits older than period_ms no longer count. */
 static void
 test_crash_window_slides(void **state)
 {
-	struct run	r;
+	struct run	r = { 0 };
 	int		i;
 
 	(void)state;
@@ -385,13 +389,14 @@ test_crash_window_slides(void **state)
 		r.now += run_fx(&r, FX_TIMER)->ms;
 		run(&r, SE_TIMER);
 	}
+	supfsm_free(&r.f);
 }
 
 /* A run of reset_after_ms forgets the doublings. */
 static void
 test_crash_reset_after(void **state)
 {
-	struct run	r;
+	struct run	r = { 0 };
 
 	(void)state;
 	run_init(&r, SF_STOPPED);
@@ -406,13 +411,14 @@ test_crash_reset_after(void **state)
 	run(&r, SE_TIMER);
 	run_exit(&r, r.f.p.reset_after_ms, 1, 0, NULL);
 	assert_int_equal(run_fx(&r, FX_TIMER)->ms, r.f.p.delay_ms);
+	supfsm_free(&r.f);
 }
 
 /* One start a second at most, whatever delay_ms says. */
 static void
 test_restart_floor(void **state)
 {
-	struct run	r;
+	struct run	r = { 0 };
 
 	(void)state;
 	run_init(&r, SF_STOPPED);
@@ -427,12 +433,13 @@ test_restart_floor(void **state)
 	run_expect(&r, SF_RUNNING, "SPAWN(restart)");
 	run_exit(&r, 5000, 1, 0, NULL);
 	run_expect(&r, SF_RUNNING, "SPAWN(restart)");
+	supfsm_free(&r.f);
 }
 
 static void
 test_min_uptime(void **state)
 {
-	struct run	r;
+	struct run	r = { 0 };
 
 	(void)state;
 	run_init(&r, SF_STOPPED);
@@ -453,6 +460,7 @@ test_min_uptime(void **state)
 	r.f.p.min_uptime_ms = 0;
 	run(&r, SE_START);
 	run_expect(&r, SF_RUNNING, "SPAWN(api)");
+	supfsm_free(&r.f);
 }
 
 /* Different draws spread the restarts by at most 20% either way. */
@@ -507,7 +515,7 @@ test_backoff_cap(void **state)
 static enum supfsm_state
 crash_with(enum supfsm_policy policy, int code, int sig)
 {
-	struct run	r;
+	struct run	r = { 0 };
 
 	run_init(&r, SF_STOPPED);
 	r.f.p.policy = policy;
@@ -523,6 +531,7 @@ crash_with(enum supfsm_policy policy, int code, int sig)
 		assert_contains(r.f.reason, "status unknown");
 	} else
 		run_exit(&r, 5000, code, sig, NULL);
+	supfsm_free(&r.f);
 	return r.f.state;
 }
 
@@ -542,7 +551,7 @@ test_policy(void **state)
 static void
 test_stop_during_drain(void **state)
 {
-	struct run	r;
+	struct run	r = { 0 };
 
 	(void)state;
 	run_init(&r, SF_RUNNING);
@@ -572,6 +581,7 @@ test_stop_during_drain(void **state)
 	run_expect(&r, SF_STOPPING, "SIGNAL(9) EVENT(service.killed)");
 	run_exit(&r, 100, 0, SIGKILL, NULL);
 	run_expect(&r, SF_STOPPED, "EVENT(service.stopped) SNAPSHOT(drain)");
+	supfsm_free(&r.f);
 }
 
 /* A start or restart while stopping is kept: it starts after the exit. */
@@ -581,7 +591,7 @@ test_restart_while_stopping(void **state)
 	static const enum supfsm_event_kind	again[] = {
 		SE_RESTART, SE_START, SE_PUT
 	};
-	struct run	r;
+	struct run	r = { 0 };
 	size_t		i;
 
 	(void)state;
@@ -594,12 +604,13 @@ test_restart_while_stopping(void **state)
 		run_exit(&r, 100, 0, 0, NULL);
 		run_expect(&r, SF_STARTING, "SPAWN(api) TIMER(500)");
 	}
+	supfsm_free(&r.f);
 }
 
 static void
 test_delete_while_preparing(void **state)
 {
-	struct run		r;
+	struct run		r = { 0 };
 	struct supfsm_event	e = fsm_ev(SE_DELETE);
 
 	(void)state;
@@ -619,6 +630,7 @@ test_delete_while_preparing(void **state)
 	run_ev(&r, &e);
 	run_expect(&r, SF_STOPPED, "FORGET");
 	assert_int_equal(r.forgotten, 1);
+	supfsm_free(&r.f);
 }
 
 /* A new spec or a restart during a prepare: prepare again, then spawn. */
@@ -628,7 +640,7 @@ test_stale_prepare(void **state)
 	static const enum supfsm_event_kind	news[] = {
 		SE_PUT, SE_RESTART
 	};
-	struct run	r;
+	struct run	r = { 0 };
 	size_t		i;
 
 	(void)state;
@@ -643,6 +655,7 @@ test_stale_prepare(void **state)
 		run(&r, SE_PREPARED);
 		run_expect(&r, SF_STARTING, "SPAWN(api) TIMER(500)");
 	}
+	supfsm_free(&r.f);
 }
 
 /*
@@ -652,7 +665,7 @@ test_stale_prepare(void **state)
 static void
 test_crash_restart_prepares(void **state)
 {
-	struct run	r;
+	struct run	r = { 0 };
 
 	(void)state;
 	run_init(&r, SF_STOPPED);
@@ -669,12 +682,13 @@ test_crash_restart_prepares(void **state)
 	/* The cancelled job ends; nothing more happens. */
 	run(&r, SE_PREPARED);
 	run_expect(&r, SF_STOPPED, "");
+	supfsm_free(&r.f);
 }
 
 static void
 test_prepare_failed(void **state)
 {
-	struct run		r;
+	struct run		r = { 0 };
 	struct supfsm_event	e = fsm_ev(SE_PREPARED);
 
 	(void)state;
@@ -688,12 +702,13 @@ test_prepare_failed(void **state)
 	run_expect(&r, SF_FAILED, "EVENT(service.failed)");
 	assert_contains(r.f.reason, "prepare step 2 (template");
 	assert_contains(r.f.reason, "${colour}");
+	supfsm_free(&r.f);
 }
 
 static void
 test_boot_prepare_ended(void **state)
 {
-	struct run		r;
+	struct run		r = { 0 };
 	struct supfsm_event	e = fsm_ev(SE_BOOT);
 
 	(void)state;
@@ -708,6 +723,7 @@ test_boot_prepare_ended(void **state)
 	run_ev(&r, &e);
 	run_expect(&r, SF_FAILED, "EVENT(service.failed)");
 	assert_contains(r.f.reason, "prepare step 1 (copy conf/)");
+	supfsm_free(&r.f);
 }
 
 /*
@@ -717,7 +733,7 @@ test_boot_prepare_ended(void **state)
 static void
 test_boot_prepare_ok_then_restart(void **state)
 {
-	struct run		r;
+	struct run		r = { 0 };
 	struct supfsm_event	e = fsm_ev(SE_BOOT);
 
 	(void)state;
@@ -727,12 +743,13 @@ test_boot_prepare_ok_then_restart(void **state)
 	run(&r, SE_RESTART);
 	run_exit(&r, 100, 0, 0, NULL);
 	run_expect(&r, SF_PREPARING, "PREPARE(api)");
+	supfsm_free(&r.f);
 }
 
 static void
 test_boot_prepare_failed_then_start(void **state)
 {
-	struct run		r;
+	struct run		r = { 0 };
 	struct supfsm_event	e = fsm_ev(SE_BOOT);
 
 	(void)state;
@@ -741,12 +758,13 @@ test_boot_prepare_failed_then_start(void **state)
 	run_ev(&r, &e);
 	run(&r, SE_START);
 	run_expect(&r, SF_PREPARING, "PREPARE(api)");
+	supfsm_free(&r.f);
 }
 
 static void
 test_boot_install_gone_then_restart(void **state)
 {
-	struct run	r;
+	struct run	r = { 0 };
 
 	(void)state;
 	run_init(&r, SF_WAITING);
@@ -755,6 +773,7 @@ test_boot_install_gone_then_restart(void **state)
 	run(&r, SE_RESTART);
 	run_exit(&r, 100, 0, 0, NULL);
 	run_expect(&r, SF_STARTING, "SPAWN(api) TIMER(500)");
+	supfsm_free(&r.f);
 }
 
 /* What gave up or ended by its policy stays so across daemon starts. */
@@ -762,7 +781,7 @@ static void
 test_boot_keeps_ended(void **state)
 {
 	static const enum supfsm_state	ended[] = { SF_FAILED, SF_EXITED };
-	struct run	r;
+	struct run	r = { 0 };
 	size_t		i;
 
 	(void)state;
@@ -772,12 +791,13 @@ test_boot_keeps_ended(void **state)
 		run(&r, SE_BOOT);
 		run_expect(&r, ended[i], "");
 	}
+	supfsm_free(&r.f);
 }
 
 static void
 test_adopt(void **state)
 {
-	struct run	r;
+	struct run	r = { 0 };
 
 	(void)state;
 	/* A stop the last nodee began goes on, with a new deadline. */
@@ -803,13 +823,14 @@ test_adopt(void **state)
 	    "EVENT(service.stopping) SIGNAL(2) TIMER(10000)");
 	run_exit(&r, 100, 0, 0, NULL);
 	run_expect(&r, SF_NSTATES, "FORGET");
+	supfsm_free(&r.f);
 }
 
 /* A restart the last nodee began (a new spec) goes on too. */
 static void
 test_adopt_restart_under_way(void **state)
 {
-	struct run	r;
+	struct run	r = { 0 };
 
 	(void)state;
 	run_init(&r, SF_RUNNING);
@@ -821,26 +842,28 @@ test_adopt_restart_under_way(void **state)
 	    "EVENT(service.stopping) SIGNAL(2) TIMER(10000)");
 	run_exit(&r, 100, 0, 0, NULL);
 	run_expect(&r, SF_STARTING, "SPAWN(api) TIMER(500)");
+	supfsm_free(&r.f);
 }
 
 /* A delete the last nodee began ends in FORGET at the next boot. */
 static void
 test_boot_finishes_delete(void **state)
 {
-	struct run	r;
+	struct run	r = { 0 };
 
 	(void)state;
 	run_init(&r, SF_RUNNING);
 	run(&r, SE_DELETE);
 	run(&r, SE_BOOT);
 	run_expect(&r, SF_NSTATES, "FORGET");
+	supfsm_free(&r.f);
 }
 
 /* ... and a drain it cut short takes no snapshot of a deleted service. */
 static void
 test_boot_finishes_delete_drain(void **state)
 {
-	struct run	r;
+	struct run	r = { 0 };
 
 	(void)state;
 	run_init(&r, SF_RUNNING);
@@ -850,12 +873,13 @@ test_boot_finishes_delete_drain(void **state)
 	    "EVENT(service.stopping) SIGNAL(2) TIMER(10000)");
 	run(&r, SE_BOOT);
 	run_expect(&r, SF_NSTATES, "FORGET");
+	supfsm_free(&r.f);
 }
 
 static void
 test_installed(void **state)
 {
-	struct run		r;
+	struct run		r = { 0 };
 	struct supfsm_event	e = fsm_ev(SE_PUT);
 
 	(void)state;
@@ -889,12 +913,13 @@ test_installed(void **state)
 	run_ev(&r, &e);
 	run_expect(&r, SF_FAILED, "EVENT(service.failed)");
 	assert_contains(r.f.reason, "checksum mismatch");
+	supfsm_free(&r.f);
 }
 
 static void
 test_put_waits_for_install(void **state)
 {
-	struct run		r;
+	struct run		r = { 0 };
 	struct supfsm_event	e = fsm_ev(SE_PUT);
 
 	(void)state;
@@ -906,12 +931,13 @@ test_put_waits_for_install(void **state)
 	assert_string_equal(supfsm_state_name(r.f.state), "starting");
 	run(&r, SE_INSTALLED);
 	run_expect(&r, SF_STARTING, "SPAWN(api) TIMER(500)");
+	supfsm_free(&r.f);
 }
 
 static void
 test_drain_refused(void **state)
 {
-	struct run	r;
+	struct run	r = { 0 };
 	int		s;
 
 	(void)state;
@@ -928,6 +954,7 @@ test_drain_refused(void **state)
 		    (enum supfsm_state)s));
 		run_expect(&r, (enum supfsm_state)s, "");
 	}
+	supfsm_free(&r.f);
 }
 
 static void
@@ -1001,7 +1028,7 @@ fsm_in(struct supfsm *f, enum supfsm_state st)
 	else if (st == SF_DRAINING)
 		f->snap = SS_DRAIN;
 	if (st == SF_BACKOFF || st == SF_EXITED || st == SF_FAILED)
-		snprintf(f->reason, sizeof(f->reason), "exited with code 1");
+		supfsm_set_reason(f, "exited with code 1");
 }
 
 static struct supfsm_event
@@ -1077,6 +1104,8 @@ want_fmt(const struct wfx *w, char *buf, size_t len)
 static void
 run_init(struct run *r, enum supfsm_state st)
 {
+	/* A run used again (declared = { 0 } by every test) frees first. */
+	supfsm_free(&r->f);
 	memset(r, 0, sizeof(*r));
 	fsm_in(&r->f, st);
 	r->now = NOW;
@@ -1161,7 +1190,7 @@ run_expect_at(const struct run *r, enum supfsm_state st, const char *fx,
 	if ((st != SF_NSTATES && r->f.state != st) || strcmp(got, fx) != 0)
 		fail_msg("line %d: expected %s [%s], got %s [%s] (reason "
 		    "\"%s\")", line, st == SF_NSTATES ? "any" : st_names[st],
-		    fx, st_names[r->f.state], got, r->f.reason);
+		    fx, st_names[r->f.state], got, supfsm_reason(&r->f));
 }
 
 static const struct supfsm_effect *
