@@ -622,11 +622,24 @@ uid_proc_walk(uid_visit fn, void *arg)
 static int
 uid_proc_ids(int procfd, const char *pid, unsigned *ids)
 {
+	struct stat	 st;
 	char		 path[64], buf[1024];
 	const char	*p;
 	ssize_t		 n;
 	int		 fd;
 
+	/*
+	 * /proc/<pid> belongs to the effective uid of a dumpable process;
+	 * a process whose ids differ was made non-dumpable when they
+	 * changed (unless it asked otherwise), and its directory is root's.
+	 * So one stat answers for most processes, and the status file is
+	 * read for root's (a scan with thousands of service processes was
+	 * 30-130 ms, most of it those reads).
+	 */
+	if (fstatat(procfd, pid, &st, 0) == 0 && st.st_uid != 0) {
+		ids[0] = ids[1] = ids[2] = ids[3] = (unsigned)st.st_uid;
+		return 0;
+	}
 	snprintf(path, sizeof(path), "%s/status", pid);
 	if ((fd = openat(procfd, path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
