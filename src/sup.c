@@ -1135,7 +1135,7 @@ sup_effect(struct svc *s, const struct supfsm_effect *e)
 		return 0;
 	}
 	case FX_SIGNAL:
-		if (e->arg == SIGKILL)
+		if (e->arg == SIGKILL && s->f.p.stop_sig != SIGKILL)
 			log_warn("sup", "%s: did not stop in time; SIGKILL",
 			    s->c.name);
 		sup_kill(s, e->arg);
