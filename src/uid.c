@@ -72,6 +72,7 @@ static uint64_t		uid_seen_serial;	/* counts scans */
 
 static int	uid_open(const char *, char *, size_t);
 static int	uid_ready(char *, size_t);
+static int	uid_claim_begin(unsigned, char *, size_t);
 static int	uid_why(unsigned, int, char *, size_t);
 static int	uid_take(unsigned, int, char *, size_t);
 static int	uid_round(unsigned, unsigned, unsigned, uint64_t, int *,
@@ -144,14 +145,8 @@ uid_claim(unsigned u, int check_procs, char *err, size_t errlen)
 	uint64_t	serial = uid_seen_serial;
 	int		r;
 
-	if (uid_ready(err, errlen) != 0)
-		return -1;
-	if (uid_set_find(&uid_mine, u, NULL))
-		return 0;
-	if (uid_set_reserve(&uid_mine, 1) != 0) {
-		snprintf(err, errlen, "cannot claim uid %u: out of memory", u);
-		return -1;
-	}
+	if ((r = uid_claim_begin(u, err, errlen)) != 1)
+		return r;
 	if (check_procs && uid_scan_fresh(err, errlen) != 0)
 		return -1;
 	r = uid_why(u, check_procs, err, errlen);
@@ -174,6 +169,20 @@ uid_claim(unsigned u, int check_procs, char *err, size_t errlen)
 int
 uid_reclaim(unsigned u, char *err, size_t errlen)
 {
+	int	r;
+
+	if ((r = uid_claim_begin(u, err, errlen)) != 1)
+		return r;
+	return uid_take(u, 0, err, errlen) == UID_FREE ? 0 : -1;
+}
+
+/*
+ * What a claim of u starts with: 0 if this daemon holds u already, -1
+ * with err if it cannot go on, 1 to go on (with room to record u).
+ */
+static int
+uid_claim_begin(unsigned u, char *err, size_t errlen)
+{
 	if (uid_ready(err, errlen) != 0)
 		return -1;
 	if (uid_set_find(&uid_mine, u, NULL))
@@ -182,7 +191,7 @@ uid_reclaim(unsigned u, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot claim uid %u: out of memory", u);
 		return -1;
 	}
-	return uid_take(u, 0, err, errlen) == UID_FREE ? 0 : -1;
+	return 1;
 }
 
 int

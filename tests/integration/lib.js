@@ -3,6 +3,7 @@
 // pid.  Every process a test starts is registered and killed at exit.
 'use strict';
 
+const assert = require('node:assert/strict');
 const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
@@ -229,8 +230,36 @@ function serviceGroups(prefix) {
   return [...out].sort((a, b) => a - b);
 }
 
+// Stops the daemon with SIGTERM and asserts a clean exit, no sanitizer
+// report.
+async function stopClean(d) {
+  const r = await d.stop('SIGTERM');
+  assert.equal(sanitizerReport(d.stderr), null, d.stderr);
+  assert.deepEqual(r, { code: 0, signal: null }, d.stderr);
+}
+
+// The store of a daemon (or of a prefix), and a query of it.
+function db(d) {
+  return path.join(typeof d === 'string' ? d : d.prefix, 'state/nodee.db');
+}
+
+function q(d, query) {
+  return sqlRows(db(d), query);
+}
+
+// A string for an SQL literal.
+function esc(s) {
+  return s.replace(/'/g, "''");
+}
+
+// PREFIX/runtime/<cell>/<user>/<service>/<instance> of a coordinate.
+function rundir(prefix, coord) {
+  const [inst, svc, user, cell] = coord.split('.');
+  return path.join(prefix, 'runtime', cell, user, svc, inst);
+}
+
 module.exports = {
   BIN, SANITIZED, tmpdir, freePort, sleep, request, runNodee, startNodee,
   sanitizerReport, sql, sqlRows, cleanEnv, waitFor, readIf, waitFile, procStat,
-  serviceGroups,
+  serviceGroups, stopClean, db, q, esc, rundir,
 };

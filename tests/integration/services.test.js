@@ -16,7 +16,10 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn, execFileSync } = require('node:child_process');
-const { startNodee, sanitizerReport, sqlRows, sleep, tmpdir, waitFor, readIf, waitFile, procStat, serviceGroups } = require('./lib');
+const {
+  startNodee, sanitizerReport, sqlRows, sleep, tmpdir, waitFor, readIf, waitFile, procStat,
+  serviceGroups, stopClean, db, q, esc, rundir,
+} = require('./lib');
 const { makeZip } = require('./zipper');
 const { Depot } = require('./depot');
 
@@ -180,28 +183,6 @@ async function startDaemon(prefix, extra = {}) {
   return startNodee({ prefix, args: ['--depot', depot.url], ...extra });
 }
 
-async function stopClean(d) {
-  const r = await d.stop('SIGTERM');
-  assert.equal(sanitizerReport(d.stderr), null, d.stderr);
-  assert.deepEqual(r, { code: 0, signal: null }, d.stderr);
-}
-
-function db(d) {
-  return path.join(typeof d === 'string' ? d : d.prefix, 'state/nodee.db');
-}
-
-function q(d, query) {
-  return sqlRows(db(d), query);
-}
-
-function esc(s) {
-  return s.replace(/'/g, "''");
-}
-
-function rundir(prefix, coord) {
-  const [inst, svc, user, cell] = coord.split('.');
-  return path.join(prefix, 'runtime', cell, user, svc, inst);
-}
 
 async function get(d, coord) {
   const r = await d.req({ path: `/api/v1/services/${coord}` });
