@@ -123,7 +123,8 @@ supfsm_why_name(enum supfsm_why why)
 
 /*
  * delay_ms * 2^level with +-20% jitter from draw, so that a cell's
- * nodes spread their restarts; never above max_delay_ms.
+ * nodes spread their restarts; never above max_delay_ms (within 20%
+ * below it once there).
  */
 int64_t
 supfsm_backoff_ms(const struct supfsm_params *p, int level, uint32_t draw)
@@ -137,7 +138,14 @@ supfsm_backoff_ms(const struct supfsm_params *p, int level, uint32_t draw)
 		d = p->max_delay_ms;
 	if (d > 0)
 		d += d * ((int64_t)(draw % 41) - 20) / 100;
-	return d > p->max_delay_ms ? p->max_delay_ms : d;
+	/*
+	 * Above the cap the jitter is mirrored below it, not cut: services
+	 * that all reached the cap still spread instead of half of them
+	 * meeting at exactly max_delay_ms.
+	 */
+	if (d > p->max_delay_ms)
+		d = p->max_delay_ms - (d - p->max_delay_ms);
+	return d < 0 ? 0 : d;
 }
 
 /* ------------------------------------------------------------ actions */

@@ -510,6 +510,11 @@ test_backoff_cap(void **state)
 				    (long long)d, (long long)p.max_delay_ms);
 		}
 	assert_true(supfsm_backoff_ms(&p, 40, 0) >= p.max_delay_ms * 4 / 5);
+	/* At the cap the draws still spread: no pile-up at the maximum. */
+	assert_int_equal(supfsm_backoff_ms(&p, 40, 40), p.max_delay_ms * 4 / 5);
+	assert_int_equal(supfsm_backoff_ms(&p, 40, 30), p.max_delay_ms * 9 / 10);
+	assert_int_equal(supfsm_backoff_ms(&p, 40, 10), p.max_delay_ms * 9 / 10);
+	assert_int_equal(supfsm_backoff_ms(&p, 40, 20), p.max_delay_ms);
 }
 
 static enum supfsm_state
