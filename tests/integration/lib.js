@@ -258,8 +258,46 @@ function rundir(prefix, coord) {
   return path.join(prefix, 'runtime', cell, user, svc, inst);
 }
 
+// A process is alive (not a zombie); its start time (field 22).
+function alive(pid) {
+  const f = procStat(pid);
+  return f !== null && f[0] !== 'Z' && f[0] !== 'X';
+}
+
+function procStart(pid) {
+  const f = procStat(pid);
+  return f && f[0] !== 'Z' ? Number(f[19]) : null;
+}
+
+
+// Kills (SIGKILL, whole group) every recorded service process of the
+// prefix that still runs with its recorded start time, and any process
+// group whose environment says it belongs to a service of the prefix;
+// returns what it killed.
+function killLeftovers(prefix) {
+  let rows = [];
+  if (fs.existsSync(db(prefix))) {
+    try {
+      rows = sqlRows(db(prefix), 'select pid, proc_start from service_runs where pid > 0 ' +
+        'union select pid, proc_start from services where pid > 0');
+    } catch (_) { /* no store */ }
+  }
+  const killed = new Set();
+  const kill = (pid) => {
+    try { process.kill(-pid, 'SIGKILL'); } catch (_) {
+      try { process.kill(pid, 'SIGKILL'); } catch (__) { /* gone */ }
+    }
+    killed.add(pid);
+  };
+  for (const { pid, proc_start: ps } of rows) {
+    if (procStart(pid) !== null && procStart(pid) === ps) kill(pid);
+  }
+  for (const pgid of serviceGroups(prefix)) kill(pgid);
+  return [...killed].sort((a, b) => a - b);
+}
+
 module.exports = {
   BIN, SANITIZED, tmpdir, freePort, sleep, request, runNodee, startNodee,
   sanitizerReport, sql, sqlRows, cleanEnv, waitFor, readIf, waitFile, procStat,
-  serviceGroups, stopClean, db, q, esc, rundir,
+  serviceGroups, stopClean, db, q, esc, rundir, alive, procStart, killLeftovers,
 };

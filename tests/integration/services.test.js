@@ -18,7 +18,7 @@ const path = require('node:path');
 const { spawn, execFileSync } = require('node:child_process');
 const {
   startNodee, sanitizerReport, sqlRows, sleep, tmpdir, waitFor, readIf, waitFile, procStat,
-  serviceGroups, stopClean, db, q, esc, rundir,
+  serviceGroups, stopClean, db, q, esc, rundir, alive, procStart, killLeftovers,
 } = require('./lib');
 const { makeZip } = require('./zipper');
 const { Depot } = require('./depot');
@@ -220,17 +220,6 @@ async function putRunning(d, coord, spec) {
   return waitSvc(d, coord, isRunning, 'running');
 }
 
-// Alive and not a zombie (pid 1 here does not reap orphans).
-function alive(pid) {
-  const f = procStat(pid);
-  return f !== null && f[0] !== 'Z' && f[0] !== 'X';
-}
-
-function procStart(pid) {
-  const f = procStat(pid);
-  return f && f[0] !== 'Z' ? Number(f[19]) : null;
-}
-
 function history(d, coord) {
   return q(d, `select * from start_history where coordinate = '${esc(coord)}'`);
 }
@@ -246,32 +235,6 @@ const sorted = (a) => [...a].sort((x, y) => x - y);
 // start that lasted start.min_uptime_ms): the steps these tests are about.
 function lifecycle(d, coord) {
   return events(d, coord).map((e) => e.kind).filter((k) => k !== 'service.running');
-}
-
-// Kills (SIGKILL, whole group) every recorded service process of the
-// prefix that still runs with its recorded start time, and any process
-// group whose environment says it belongs to a service of the prefix;
-// returns what it killed.
-function killLeftovers(prefix) {
-  let rows = [];
-  if (fs.existsSync(db(prefix))) {
-    try {
-      rows = sqlRows(db(prefix), 'select pid, proc_start from service_runs where pid > 0 ' +
-        'union select pid, proc_start from services where pid > 0');
-    } catch (_) { /* no store */ }
-  }
-  const killed = new Set();
-  const kill = (pid) => {
-    try { process.kill(-pid, 'SIGKILL'); } catch (_) {
-      try { process.kill(pid, 'SIGKILL'); } catch (__) { /* gone */ }
-    }
-    killed.add(pid);
-  };
-  for (const { pid, proc_start: ps } of rows) {
-    if (procStart(pid) !== null && procStart(pid) === ps) kill(pid);
-  }
-  for (const pgid of serviceGroups(prefix)) kill(pgid);
-  return sorted(killed);
 }
 
 process.on('exit', () => {

@@ -29,7 +29,7 @@ const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const {
   startNodee, sanitizerReport, sqlRows, sleep, tmpdir, waitFor, readIf, waitFile, procStat,
-  serviceGroups, stopClean, db, q, esc, rundir,
+  serviceGroups, stopClean, db, q, esc, rundir, alive, procStart, killLeftovers,
 } = require('./lib');
 const { makeZip } = require('./zipper');
 const { Depot, sha256 } = require('./depot');
@@ -149,17 +149,6 @@ async function waitSvc(d, coord, pred, what, timeoutMs = 30000) {
   }
 }
 
-// Alive and not a zombie (pid 1 here does not reap orphans).
-function alive(pid) {
-  const f = procStat(pid);
-  return f !== null && f[0] !== 'Z' && f[0] !== 'X';
-}
-
-function procStart(pid) {
-  const f = procStat(pid);
-  return f && f[0] !== 'Z' ? Number(f[19]) : null;
-}
-
 function status(pid) {
   return readIf(`/proc/${pid}/status`) || '';
 }
@@ -196,28 +185,6 @@ function coordProcs(prefix, coord) {
       vars.some((x) => x.startsWith(`NODEE_RUNTIME_DIR=${prefix}/`))) out.push(Number(e));
   }
   return out.sort((a, b) => a - b);
-}
-
-function killLeftovers(prefix) {
-  let rows = [];
-  if (fs.existsSync(db(prefix))) {
-    try {
-      rows = sqlRows(db(prefix), 'select pid, proc_start from service_runs where pid > 0 ' +
-        'union select pid, proc_start from services where pid > 0');
-    } catch (_) { /* no store */ }
-  }
-  const killed = new Set();
-  const kill = (pid) => {
-    try { process.kill(-pid, 'SIGKILL'); } catch (_) {
-      try { process.kill(pid, 'SIGKILL'); } catch (__) { /* gone */ }
-    }
-    killed.add(pid);
-  };
-  for (const { pid, proc_start: ps } of rows) {
-    if (procStart(pid) !== null && procStart(pid) === ps) kill(pid);
-  }
-  for (const pgid of serviceGroups(prefix)) kill(pgid);
-  return [...killed].sort((a, b) => a - b);
 }
 
 function killStrays() {
