@@ -19,15 +19,29 @@
 #include "prepare.h"
 #include "registry.h"
 #include "service.h"
+#include "stream.h"
 #include "store.h"
 #include "sup.h"
 
 #define API_JOBS_LIMIT		50
 #define API_JOBS_LIMIT_MAX	500
+#define API_EVENTS_LIMIT	100
+#define API_STR2(x)		#x
+#define API_STR(x)		API_STR2(x)
+#define API_EVENTS_LIMIT_MAX	1000
 
 static void	api_healthz(struct http_req *, void *);
 static void	api_node(struct http_req *, void *);
 static void	api_index(struct http_req *, void *);
+static void	api_asset(struct http_req *, void *);
+static void	api_login(struct http_req *, void *);
+static void	api_logout(struct http_req *, void *);
+static void	api_event_list(struct http_req *, void *);
+static void	api_service_runs(struct http_req *, void *);
+static void	api_query_keep(char *, size_t, struct http_req *,
+		    const char *);
+static int	api_query_int(struct http_req *, const char *, long long,
+		    long long, const char *, long long *);
 static void	api_artifact_post(struct http_req *, void *);
 static void	api_artifact_list(struct http_req *, void *);
 static void	api_artifact_get(struct http_req *, void *);
@@ -77,7 +91,14 @@ const struct http_route api_routes[] = {
 	{ "DELETE",	"/api/v1/services/:c",		api_service_delete },
 	{ "POST",	"/api/v1/services/:c/:action",	api_service_action },
 	{ "GET",	"/api/v1/services/:c/logs",	api_service_logs },
+	{ "GET",	"/api/v1/services/:c/logs/follow", stream_logs },
+	{ "GET",	"/api/v1/services/:c/runs",	api_service_runs },
+	{ "GET",	"/api/v1/events",		api_event_list },
+	{ "GET",	"/api/v1/stream",		stream_events },
+	{ "POST",	"/login",			api_login },
+	{ "POST",	"/logout",			api_logout },
 	{ "GET",	"/",				api_index },
+	{ "GET",	"/assets/:name",		api_asset },
 	{ NULL,		NULL,				NULL },
 };
 
@@ -120,9 +141,168 @@ api_index(struct http_req *r, void *arg)
 		    "build");
 		return;
 	}
-	u_map_put(r->res->map_header, "Content-Security-Policy",
-	    "default-src 'self'; frame-ancestors 'none'");
-	http_body(r, 200, "text/html; charset=utf-8", f->data, f->len);
+	http_static(r, "text/html; charset=utf-8", f->data, f->len, f->etag);
+}
+
+/* GET /assets/{name}: the console's other files, by name only. */
+static void
+api_asset(struct http_req *r, void *arg)
+{
+	static const char *const types[][2] = {
+		{ ".js", "text/javascript; charset=utf-8" },
+		{ ".css", "text/css; charset=utf-8" },
+		{ ".html", "text/html; charset=utf-8" },
+		{ ".svg", "image/svg+xml" },
+		{ ".json", "application/json" },
+		{ ".png", "image/png" },
+		{ ".ico", "image/x-icon" },
+	};
+	const struct embed_file	*f = NULL;
+	const char		*name = r->params[0], *dot;
+	char			 path[256];
+	size_t			 i;
+
+	(void)arg;
+	/* A name from the table, never a path: no '/', no "..". */
+	if (strchr(name, '/') == NULL && name[0] != '.' && snprintf(path,
+	    sizeof(path), "assets/%s", name) < (int)sizeof(path))
+		f = embed_find(path);
+	dot = strrchr(name, '.');
+	for (i = 0; f != NULL && dot != NULL &&
+	    i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(dot, types[i][0]) == 0) {
+			http_static(r, types[i][1], f->data, f->len, f->etag);
+			return;
+		}
+	http_problem(r, 404, "no such file in the console: %s", name);
+}
+
+/* POST /login {"token": "..."}: the console's login form. */
+static void
+api_login(struct http_req *r, void *arg)
+{
+	static const char *const keys[] = { "token", NULL };
+	const char	*token;
+
+	(void)arg;
+	if (api_only_keys(r, keys) != 0)
+		return;
+	if ((token = json_string_value(json_object_get(r->body, "token"))) ==
+	    NULL) {
+		http_problem(r, 400, "token: a string is required");
+		return;
+	}
+	http_login(r, token, 204);
+}
+
+/* POST /logout: the cookie is cleared (a bearer token is unaffected). */
+static void
+api_logout(struct http_req *r, void *arg)
+{
+	(void)arg;
+	http_logout(r);
+}
+
+/*
+ * The integer query parameter name into *v (dflt when absent, and 0 when
+ * dflt is 0); answers 400 and returns -1 when it is not an integer in
+ * [min, max].  what says what it is, for the message.
+ */
+static int
+api_query_int(struct http_req *r, const char *name, long long min,
+    long long max, const char *what, long long *v)
+{
+	const char	*s = http_query(r, name);
+	char		*end;
+
+	if (s == NULL)
+		return 0;
+	errno = 0;
+	*v = strtoll(s, &end, 10);
+	if (!isdigit((unsigned char)s[0]) || errno != 0 || *end != '\0' ||
+	    *v < min || *v > max) {
+		http_problem(r, 400, "%s: must be %s", name, what);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Appends "&name=value" to the URL in buf when the request has the query
+ * parameter name, the value percent-encoded; a URL that would not fit
+ * is left as it was.
+ */
+static void
+api_query_keep(char *buf, size_t size, struct http_req *r, const char *name)
+{
+	const char	*v = http_query(r, name);
+	size_t		 n = strlen(buf), start = n;
+	int		 w;
+
+	if (v == NULL)
+		return;
+	if ((w = snprintf(buf + n, size - n, "&%s=", name)) < 0 ||
+	    (size_t)w >= size - n)
+		goto full;
+	for (n += (size_t)w; *v != '\0'; v++) {
+		if (n + 4 > size)
+			goto full;
+		if (isalnum((unsigned char)*v) || strchr("-._~:", *v) != NULL)
+			buf[n++] = *v;
+		else
+			n += (size_t)snprintf(buf + n, 4, "%%%02X",
+			    (unsigned char)*v);
+	}
+	buf[n] = '\0';
+	return;
+ full:
+	buf[start] = '\0';
+}
+
+/*
+ * GET /api/v1/events?kind=&subject=&since=&before=&limit= : the audit
+ * history, newest first, paged by event id like /api/v1/jobs.
+ */
+static void
+api_event_list(struct http_req *r, void *arg)
+{
+	struct store_event_query q = { 0 };
+	sqlite3		*db = store_db();
+	json_t		*events, *last;
+	long long	 since = 0, before = 0, limit = API_EVENTS_LIMIT;
+	char		 next[1024];
+
+	(void)arg;
+	if (api_query_int(r, "limit", 1, API_EVENTS_LIMIT_MAX,
+	    "1 to " API_STR(API_EVENTS_LIMIT_MAX), &limit) != 0 ||
+	    api_query_int(r, "before", 1, INT64_MAX, "an event id",
+	    &before) != 0 ||
+	    api_query_int(r, "since", 0, INT64_MAX, "a time in milliseconds "
+	    "since 1970", &since) != 0)
+		return;
+	if (db == NULL) {
+		http_problem(r, 503, "the store is unavailable");
+		return;
+	}
+	q.kind = http_query(r, "kind");
+	q.subject = http_query(r, "subject");
+	q.since = since;
+	q.before = before;
+	q.limit = (int)limit;
+	events = store_events(db, &q);
+	if ((long long)json_array_size(events) < limit) {
+		http_json(r, 200, json_pack("{s:o, s:n}", "events", events,
+		    "next"));
+		return;
+	}
+	last = json_array_get(events, json_array_size(events) - 1);
+	snprintf(next, sizeof(next), "/api/v1/events?limit=%lld&before=%lld",
+	    limit, (long long)json_integer_value(json_object_get(last, "id")));
+	api_query_keep(next, sizeof(next), r, "kind");
+	api_query_keep(next, sizeof(next), r, "subject");
+	api_query_keep(next, sizeof(next), r, "since");
+	http_json(r, 200, json_pack("{s:o, s:s}", "events", events, "next",
+	    next));
 }
 
 /*
@@ -262,10 +442,8 @@ api_job_list(struct http_req *r, void *arg)
 	    "succeeded", "failed", "cancelled", NULL };
 	sqlite3		*db = store_db();
 	const char	*state = http_query(r, "state");
-	const char	*kind = http_query(r, "kind");
-	const char	*s;
 	json_t		*jobs, *last;
-	char		*end, next[512];
+	char		 next[1024];
 	long long	 before = 0, limit = API_JOBS_LIMIT;
 	int		 i, known = state == NULL;
 
@@ -277,40 +455,26 @@ api_job_list(struct http_req *r, void *arg)
 		    "succeeded, failed or cancelled");
 		return;
 	}
-	if ((s = http_query(r, "limit")) != NULL) {
-		errno = 0;
-		limit = strtoll(s, &end, 10);
-		if (errno != 0 || *end != '\0' || limit < 1 ||
-		    limit > API_JOBS_LIMIT_MAX) {
-			http_problem(r, 400, "limit: must be 1 to %d",
-			    API_JOBS_LIMIT_MAX);
-			return;
-		}
-	}
-	if ((s = http_query(r, "before")) != NULL) {
-		errno = 0;
-		before = strtoll(s, &end, 10);
-		if (errno != 0 || *end != '\0' || before < 1) {
-			http_problem(r, 400, "before: must be a job id");
-			return;
-		}
-	}
+	if (api_query_int(r, "limit", 1, API_JOBS_LIMIT_MAX, "1 to "
+	    API_STR(API_JOBS_LIMIT_MAX), &limit) != 0 ||
+	    api_query_int(r, "before", 1, INT64_MAX, "a job id", &before) != 0)
+		return;
 	if (db == NULL) {
 		http_problem(r, 503, "the store is unavailable");
 		return;
 	}
-	jobs = jobs_list(db, state, kind, before, (int)limit);
-	if ((long long)json_array_size(jobs) == limit) {
-		last = json_array_get(jobs, json_array_size(jobs) - 1);
-		snprintf(next, sizeof(next), "/api/v1/jobs?limit=%lld&before="
-		    "%lld%s%s%s%s", limit, (long long)json_integer_value(
-		    json_object_get(last, "id")), state ? "&state=" : "",
-		    state ? state : "", kind ? "&kind=" : "", kind ? kind : "");
-		http_json(r, 200, json_pack("{s:o, s:s}", "jobs", jobs, "next",
-		    next));
-	} else
+	jobs = jobs_list(db, state, http_query(r, "kind"), before, (int)limit);
+	if ((long long)json_array_size(jobs) < limit) {
 		http_json(r, 200, json_pack("{s:o, s:n}", "jobs", jobs,
 		    "next"));
+		return;
+	}
+	last = json_array_get(jobs, json_array_size(jobs) - 1);
+	snprintf(next, sizeof(next), "/api/v1/jobs?limit=%lld&before=%lld",
+	    limit, (long long)json_integer_value(json_object_get(last, "id")));
+	api_query_keep(next, sizeof(next), r, "state");
+	api_query_keep(next, sizeof(next), r, "kind");
+	http_json(r, 200, json_pack("{s:o, s:s}", "jobs", jobs, "next", next));
 }
 
 static void
@@ -650,13 +814,60 @@ api_service_logs(struct http_req *r, void *arg)
 		return;
 	}
 	json_decref(s);
-	if ((text = service_log_tail(ctx->cf, &c, stream, tail, &len, err,
+	if ((text = service_log_tail(ctx->cf, &c, stream, tail, &len, NULL, err,
 	    sizeof(err))) == NULL) {
 		http_problem(r, 500, "%s", err);
 		return;
 	}
 	http_body(r, 200, "text/plain; charset=utf-8", text, len);
 	free(text);
+}
+
+/*
+ * GET /api/v1/services/{c}/runs?limit=&before= : every incarnation, newest
+ * first; kept after the service is deleted.
+ */
+static void
+api_service_runs(struct http_req *r, void *arg)
+{
+	struct coord	 c;
+	sqlite3		*db = store_db();
+	json_t		*runs, *s;
+	char		 next[1024];
+	long long	 before = 0, limit = API_EVENTS_LIMIT;
+
+	(void)arg;
+	if (api_service_coord(r, &c) != 0 ||
+	    api_query_int(r, "limit", 1, API_EVENTS_LIMIT_MAX, "1 to "
+	    API_STR(API_EVENTS_LIMIT_MAX), &limit) != 0 ||
+	    api_query_int(r, "before", 1, INT64_MAX, "a run id", &before) != 0)
+		return;
+	if (db == NULL) {
+		http_problem(r, 503, "the store is unavailable");
+		return;
+	}
+	runs = service_runs(db, c.name, before, (int)limit);
+	if (json_array_size(runs) == 0 && before == 0) {
+		if ((s = service_get(db, c.name)) == NULL) {
+			json_decref(runs);
+			http_problem(r, 404, "no service %s, and none ran "
+			    "under that name", c.name);
+			return;
+		}
+		json_decref(s);
+	}
+	if ((long long)json_array_size(runs) < limit) {
+		http_json(r, 200, json_pack("{s:s, s:o, s:n}", "coordinate",
+		    c.name, "runs", runs, "next"));
+		return;
+	}
+	/* The coordinate as the request spelled it (percent-encoded). */
+	snprintf(next, sizeof(next), "%s?limit=%lld&before=%lld", r->path,
+	    limit, (long long)
+	    json_integer_value(json_object_get(json_array_get(runs,
+	    json_array_size(runs) - 1), "id")));
+	http_json(r, 200, json_pack("{s:s, s:o, s:s}", "coordinate", c.name,
+	    "runs", runs, "next", next));
 }
 
 static int

@@ -47,6 +47,7 @@ static const struct config_key config_keys[] = {
 	{ "allowed_hosts",	CT_STRING,	F(allowed_hosts), 0, 0 },
 	{ "max_body",		CT_SIZE,	F(max_body), 64, 1ULL << 30 },
 	{ "http_threads",	CT_UINT,	F(http_threads), 1, 256 },
+	{ "max_streams",	CT_UINT,	F(max_streams), 1, 4096 },
 	{ "cell",		CT_LABEL,	F(cell), 0, 0 },
 	{ "instance",		CT_NAME,	F(instance), 0, 0 },
 	{ "zookeeper",		CT_STRING,	F(zookeeper), 0, 0 },
@@ -99,6 +100,7 @@ config_defaults(struct config *cf)
 	cf->log_level = LOG_LVL_INFO;
 	cf->max_body = 1024 * 1024;
 	cf->http_threads = 4;
+	cf->max_streams = 64;
 	cf->workers = 4;
 	cf->download_max = 4ULL << 30;
 	cf->archive_max_entries = 200000;

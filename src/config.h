@@ -37,6 +37,7 @@ struct config {
 	char		allowed_hosts[CONFIG_HOSTS_MAX];
 	size_t		max_body;
 	unsigned	http_threads;
+	unsigned	max_streams;	/* open WebSockets at most */
 	char		cell[CONFIG_LABEL_MAX];
 	char		instance[CONFIG_LABEL_MAX];
 	char		zookeeper[CONFIG_URL_MAX];	/* empty: standalone */

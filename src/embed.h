@@ -12,6 +12,7 @@ struct embed_file {
 	const char		*name;
 	const unsigned char	*data;
 	size_t			 len;
+	const char		*etag;	/* "\"<sha-256 prefix>\"" */
 };
 
 extern const struct embed_file	embed_files[];

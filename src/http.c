@@ -49,7 +49,6 @@ static int	http_dispatch(const struct _u_request *, struct _u_response *,
 		    void *);
 static void	http_handle(struct http_req *);
 static int	http_authenticated(const struct http_req *);
-static void	http_login(struct http_req *, const char *);
 static int	http_read_body(struct http_req *);
 static void	http_route(struct http_req *);
 static int	http_state_changing(const char *);
@@ -264,7 +263,14 @@ void
 http_body(struct http_req *r, int status, const char *type, const void *data,
     size_t len)
 {
-	ulfius_set_binary_body_response(r->res, (unsigned)status, data, len);
+	/* Ulfius ignores an empty body, status and all. */
+	if (len == 0) {
+		ulfius_set_empty_body_response(r->res, (unsigned)status);
+		if (status == 204 || status == 304)
+			return;
+	} else
+		ulfius_set_binary_body_response(r->res, (unsigned)status, data,
+		    len);
 	u_map_put(r->res->map_header, "Content-Type", type);
 }
 
@@ -399,7 +405,7 @@ http_handle(struct http_req *r)
 	}
 	if (strcmp(r->path, "/") == 0 && strcmp(r->method, "GET") == 0 &&
 	    (token = http_query(r, "token")) != NULL) {
-		http_login(r, token);
+		http_login(r, token, 303);
 		return;
 	}
 	if (strncmp(r->path, "/api/", 5) == 0 && !http_authenticated(r)) {
@@ -436,25 +442,76 @@ http_authenticated(const struct http_req *r)
 }
 
 /*
- * The console login: the URL printed at start-up carries the token once;
- * it is traded for an HttpOnly, SameSite=Strict cookie and the browser is
- * sent to "/" so the token leaves the address bar and the history.
+ * The console login: the URL printed at start-up carries the token once
+ * (it is traded for the cookie and the browser is sent to "/", so the
+ * token leaves the address bar and the history), or the login form posts
+ * it (answered 204).  The cookie is HttpOnly and SameSite=Strict.
  */
-static void
-http_login(struct http_req *r, const char *token)
+void
+http_login(struct http_req *r, const char *token, int status)
 {
-	if (!auth_equal(token, http_token)) {
-		http_problem(r, 401, "the login token is wrong: use the URL "
-		    "nodee printed at start-up, or the token in "
-		    "PREFIX/state/token");
+	if (token == NULL || !auth_equal(token, http_token)) {
+		http_problem(r, 401, "the token is wrong: use the URL nodee "
+		    "printed at start-up, or the token in PREFIX/state/token");
+		log_info("http", "console login refused: wrong token");
 		return;
 	}
 	ulfius_add_same_site_cookie_to_response(r->res, AUTH_COOKIE,
 	    http_session, NULL, 0, NULL, "/", http_tls_cert != NULL, 1,
 	    U_COOKIE_SAME_SITE_STRICT);
-	u_map_put(r->res->map_header, "Location", "/");
-	http_body(r, 303, "text/plain; charset=utf-8", "logged in\n", 10);
+	if (status == 303) {
+		u_map_put(r->res->map_header, "Location", "/");
+		http_body(r, 303, "text/plain; charset=utf-8", "logged in\n",
+		    10);
+	} else
+		http_body(r, status, "text/plain; charset=utf-8", "", 0);
 	log_info("http", "console login");
+}
+
+/* Logout: the browser is told to forget the cookie at once. */
+void
+http_logout(struct http_req *r)
+{
+	ulfius_add_same_site_cookie_to_response(r->res, AUTH_COOKIE, "",
+	    "Thu, 01 Jan 1970 00:00:00 GMT", 0, NULL, "/",
+	    http_tls_cert != NULL, 1, U_COOKIE_SAME_SITE_STRICT);
+	http_body(r, 204, "text/plain; charset=utf-8", "", 0);
+}
+
+/*
+ * Whether a request comes from this node's own pages: no Origin (a
+ * script, curl) or an Origin naming the Host it was sent to.  Browsers
+ * send Origin on every WebSocket, which CORS does not guard.
+ */
+int
+http_same_origin(const struct http_req *r)
+{
+	return auth_origin_ok(http_header(r, "Origin"), http_header(r,
+	    "Host"), http_tls_cert != NULL);
+}
+
+/*
+ * An embedded file, revalidated by its ETag (304 when the browser has
+ * it), under a policy that allows only this origin's scripts and styles
+ * and no framing.
+ */
+void
+http_static(struct http_req *r, const char *type, const void *data,
+    size_t len, const char *etag)
+{
+	const char	*inm = http_header(r, "If-None-Match");
+
+	u_map_put(r->res->map_header, "Content-Security-Policy",
+	    "default-src 'self'; script-src 'self'; style-src 'self'; "
+	    "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
+	    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+	u_map_put(r->res->map_header, "Cache-Control", "no-cache");
+	u_map_put(r->res->map_header, "ETag", etag);
+	if (inm != NULL && strstr(inm, etag) != NULL) {
+		http_body(r, 304, type, "", 0);
+		return;
+	}
+	http_body(r, 200, type, data, len);
 }
 
 /*
@@ -545,7 +602,9 @@ http_reason(int status)
 	case 200: return "OK";
 	case 201: return "Created";
 	case 202: return "Accepted";
+	case 204: return "No Content";
 	case 303: return "See Other";
+	case 304: return "Not Modified";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
@@ -554,6 +613,7 @@ http_reason(int status)
 	case 409: return "Conflict";
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
 	default: return "Error";

@@ -40,6 +40,11 @@ void	 http_problem(struct http_req *, int, const char *, ...)
 	    __attribute__((format(printf, 3, 4)));
 void	 http_body(struct http_req *, int, const char *, const void *,
 	    size_t);
+void	 http_login(struct http_req *, const char *, int);
+void	 http_logout(struct http_req *);
+int	 http_same_origin(const struct http_req *);
+void	 http_static(struct http_req *, const char *, const void *, size_t,
+	    const char *);
 const char	*http_header(const struct http_req *, const char *);
 const char	*http_query(const struct http_req *, const char *);
 int	 http_match(const char *, const char *, char **, size_t *);

@@ -32,6 +32,7 @@
 #include "prepare.h"
 #include "registry.h"
 #include "store.h"
+#include "stream.h"
 #include "sup.h"
 
 /* Below this many descriptors, a node with many services runs short. */
@@ -150,6 +151,8 @@ daemon_main(int argc, char **argv)
 	ctx.started_ms = store_now_ms();
 	if (registry_start(&cf, ctx.started_ms, err, sizeof(err)) != 0)
 		fatal("%s", err);
+	if (stream_start(&cf) != 0)
+		fatal("cannot start the live streams");
 	if (http_start(&cf, token, api_routes, &ctx, err, sizeof(err)) != 0)
 		fatal("%s", err);
 	log_info("main", "nodee %s started: instance %s, cell %s, prefix %s",
@@ -235,6 +238,7 @@ daemon_workers(struct config *cf)
 	if (jobs_start(tmp, cf->workers, kinds, NULL) != 0)
 		fatal("cannot start the job workers");
 	sup_on_change(registry_changed);	/* before the thread reads it */
+	sup_on_service(stream_service_changed);
 	if (sup_start(cf) != 0)
 		fatal("cannot start the supervisor");
 	return kinds;
@@ -281,6 +285,7 @@ daemon_stop(const struct config *cf, int64_t started_ms, int sig)
 
 	registry_stopping();
 	http_stop(NODEE_SHUTDOWN_GRACE_S);
+	stream_stop();
 	jobs_stop();
 	sup_stop();
 	registry_stop();

@@ -61,7 +61,9 @@ static void	rundir_warn(const char *, const char *, const char *);
 static void	rundir_warned_clear(const char *, const char *);
 static uint64_t	rundir_hash(uint64_t, const char *);
 static size_t	rundir_utf8_len(const unsigned char *, size_t);
-static void	rundir_utf8_clean(char *, size_t);
+static char	*rundir_read(const struct config *, const struct coord *,
+		    const char *, off_t, size_t, size_t *, struct rundir_pos *,
+		    char *, size_t);
 
 /*
  * A direct-mapped memory of the last warning per coordinate and stream:
@@ -160,15 +162,38 @@ char *
 rundir_read_tail(const struct config *cf, const struct coord *c,
     const char *stream, size_t max, size_t *lenp, char *err, size_t errlen)
 {
+	return rundir_read(cf, c, stream, -1, max, lenp, NULL, err, errlen);
+}
+
+char *
+rundir_read_from(const struct config *cf, const struct coord *c,
+    const char *stream, off_t from, size_t max, size_t *lenp,
+    struct rundir_pos *pos, char *err, size_t errlen)
+{
+	return rundir_read(cf, c, stream, from, max, lenp, pos, err, errlen);
+}
+
+/*
+ * The two above: max bytes from offset from, or the last max bytes when
+ * from is negative; pos (may be NULL) gets the file's size and the
+ * identity of <stream>.1, which changes at each rotation.
+ */
+static char *
+rundir_read(const struct config *cf, const struct coord *c,
+    const char *stream, off_t from, size_t max, size_t *lenp,
+    struct rundir_pos *pos, char *err, size_t errlen)
+{
 	struct rundir	 rd;
 	struct stat	 dst, st;
-	char		 shown[16], *buf = NULL;
+	char		 shown[16], one[32], *buf = NULL;
 	size_t		 want, got = 0;
 	ssize_t		 n;
 	off_t		 off;
 	int		 fd = -1, rc;
 
 	*lenp = 0;
+	if (pos != NULL)
+		memset(pos, 0, sizeof(*pos));
 	if (rundir_stream_ok(stream, err, errlen) != 0)
 		return NULL;
 	if ((rc = rundir_chain(cf, c, 0, &rd, err, errlen)) != 0)
@@ -195,8 +220,24 @@ rundir_read_tail(const struct config *cf, const struct coord *c,
 	if ((rc = rundir_check_file(fd, shown, rd.path, dst.st_uid, 0, &st,
 	    err, errlen)) != 0)
 		goto out;
-	want = (size_t)st.st_size > max ? max : (size_t)st.st_size;
-	off = st.st_size - (off_t)want;
+	if (pos != NULL) {
+		struct stat	ost;
+
+		pos->size = st.st_size;
+		snprintf(one, sizeof(one), "%s.1", stream);
+		/* Only its identity: never opened, so a link is harmless. */
+		if (fstatat(rd.logfd, one, &ost, AT_SYMLINK_NOFOLLOW) == 0)
+			pos->rotated = (uint64_t)ost.st_ino ^
+			    ((uint64_t)ost.st_ctim.tv_nsec << 32);
+	}
+	if (from < 0) {
+		want = (size_t)st.st_size > max ? max : (size_t)st.st_size;
+		off = st.st_size - (off_t)want;
+	} else {
+		off = from;
+		want = st.st_size <= from ? 0 : (size_t)(st.st_size - from) >
+		    max ? max : (size_t)(st.st_size - from);
+	}
 	if ((buf = malloc(want + 1)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		rc = -1;
@@ -719,7 +760,7 @@ rundir_utf8_len(const unsigned char *s, size_t n)
  * In place: each byte that does not start a valid UTF-8 sequence becomes
  * '?', and so does a NUL, which would end the string early.
  */
-static void
+void
 rundir_utf8_clean(char *buf, size_t len)
 {
 	unsigned char	*s = (unsigned char *)buf;

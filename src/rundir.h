@@ -18,6 +18,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "coord.h"
@@ -83,6 +84,26 @@ int	rundir_rotate(const struct config *, const struct coord *, uid_t,
  */
 char	*rundir_read_tail(const struct config *, const struct coord *,
 	    const char *, size_t, size_t *, char *, size_t);
+
+/*
+ * Where a log stands: its size, and an identity of <stream>.1 (0 when
+ * there is none) that changes when the log is rotated.
+ */
+struct rundir_pos {
+	off_t		size;
+	uint64_t	rotated;
+};
+
+/*
+ * Like rundir_read_tail, but at most max bytes from offset from (none
+ * when the file is shorter), and where the log stands in pos.
+ */
+char	*rundir_read_from(const struct config *, const struct coord *,
+	    const char *, off_t, size_t, size_t *, struct rundir_pos *, char *,
+	    size_t);
+
+/* Replaces, in place, each byte that is not valid UTF-8 or a NUL by '?'. */
+void	rundir_utf8_clean(char *, size_t);
 
 /*
  * The same last at most max bytes made fit for a message: from the

@@ -214,13 +214,51 @@ service_list(sqlite3 *db)
 }
 
 /*
+ * The service's incarnations (service_runs), newest first, before the
+ * run id before (0: from the newest), at most limit of them.
+ */
+json_t *
+service_runs(sqlite3 *db, const char *name, int64_t before, int limit)
+{
+	sqlite3_stmt	*st;
+	json_t		*a = json_array(), *o;
+	int		 i;
+	static const char *const cols[] = { "id", "pid", "reason",
+	    "started_at", "ended_at", "exit_code", "exit_signal", "artifact" };
+
+	if (sqlite3_prepare_v2(db, "SELECT id, pid, reason, started_at, "
+	    "ended_at, exit_code, exit_signal, artifact FROM service_runs "
+	    "WHERE coordinate = ?1 AND (?2 = 0 OR id < ?2) ORDER BY id DESC "
+	    "LIMIT ?3", -1, &st, NULL) != SQLITE_OK)
+		return a;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, before);
+	sqlite3_bind_int(st, 3, limit);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		o = json_object();
+		for (i = 0; i < 8; i++)
+			json_object_set_new(o, cols[i],
+			    sqlite3_column_type(st, i) == SQLITE_NULL ?
+			    json_null() : sqlite3_column_type(st, i) ==
+			    SQLITE_INTEGER ? json_integer(
+			    sqlite3_column_int64(st, i)) : json_string(
+			    (const char *)sqlite3_column_text(st, i)));
+		json_array_append_new(a, o);
+	}
+	sqlite3_finalize(st);
+	return a;
+}
+
+/*
  * The last `lines` lines of log/<stream> (at most 1 MiB of them), as a new
  * string the caller frees; "" if there is none yet; NULL with err if the
- * log cannot be read or must not be (a link, a FIFO, a hard link).
+ * log cannot be read or must not be (a link, a FIFO, a hard link).  pos
+ * (may be NULL) gets where the log ended, for a follower.
  */
 char *
 service_log_tail(const struct config *cf, const struct coord *c,
-    const char *stream, long lines, size_t *lenp, char *err, size_t errlen)
+    const char *stream, long lines, size_t *lenp, struct rundir_pos *pos,
+    char *err, size_t errlen)
 {
 	char	*buf, *p;
 	size_t	 len;
@@ -230,8 +268,8 @@ service_log_tail(const struct config *cf, const struct coord *c,
 	 * Root reading a directory the service owns: through descriptors,
 	 * never following a link it planted there (rundir.c).
 	 */
-	if ((buf = rundir_read_tail(cf, c, stream, SERVICE_LOG_TAIL_MAX, &len,
-	    err, errlen)) == NULL)
+	if ((buf = rundir_read_from(cf, c, stream, -1, SERVICE_LOG_TAIL_MAX,
+	    &len, pos, err, errlen)) == NULL)
 		return NULL;
 	/* Walk back over `lines` newlines (a final newline ends a line). */
 	p = buf + len;

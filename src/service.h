@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "coord.h"
+#include "rundir.h"
 
 json_t	*service_spec_check(const struct config *, const json_t *, char *,
 	    size_t);
@@ -25,7 +26,9 @@ int	 service_only_keys(const json_t *, const char *,
 	    const char *const *, char *, size_t);
 json_t	*service_get(sqlite3 *, const char *);
 json_t	*service_list(sqlite3 *);
+json_t	*service_runs(sqlite3 *, const char *, int64_t, int);
 char	*service_log_tail(const struct config *, const struct coord *,
-	    const char *, long, size_t *, char *, size_t);
+	    const char *, long, size_t *, struct rundir_pos *, char *,
+	    size_t);
 
 #endif

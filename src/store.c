@@ -226,6 +226,72 @@ store_event(const char *kind, const char *subject, const json_t *detail)
 	return 0;
 }
 
+/*
+ * Events matching q, as a JSON array: newest first, or, when q->after is
+ * not 0, oldest first after it (what a stream has not sent yet; -1 for
+ * all).  detail is parsed.
+ */
+json_t *
+store_events(sqlite3 *db, const struct store_event_query *q)
+{
+	sqlite3_stmt	*st;
+	json_t		*a = json_array();
+	size_t		 n;
+
+	n = q->kind ? strlen(q->kind) : 0;
+	if (sqlite3_prepare_v2(db, q->after != 0 ?
+	    "SELECT id, time, kind, subject, detail FROM events WHERE "
+	    "id > ?6 ORDER BY id LIMIT ?7" :
+	    "SELECT id, time, kind, subject, detail FROM events WHERE "
+	    "(?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR "
+	    "substr(kind, 1, length(?2)) = ?2) AND (?3 IS NULL OR "
+	    "subject = ?3) AND time >= ?4 AND (?5 = 0 OR id < ?5) "
+	    "ORDER BY id DESC LIMIT ?7", -1, &st, NULL) != SQLITE_OK) {
+		log_error("store", "events: %s", sqlite3_errmsg(db));
+		return a;
+	}
+	/* "service.*" is a prefix, anything else the whole kind. */
+	if (n > 0 && q->kind[n - 1] == '*')
+		sqlite3_bind_text(st, 2, q->kind, (int)n - 1, SQLITE_STATIC);
+	else if (n > 0)
+		sqlite3_bind_text(st, 1, q->kind, -1, SQLITE_STATIC);
+	if (q->subject != NULL)
+		sqlite3_bind_text(st, 3, q->subject, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, q->since);
+	sqlite3_bind_int64(st, 5, q->before);
+	sqlite3_bind_int64(st, 6, q->after);
+	sqlite3_bind_int(st, 7, q->limit);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		json_t	*detail = json_loads((const char *)
+		    sqlite3_column_text(st, 4), 0, NULL);
+
+		json_array_append_new(a, json_pack("{s:I, s:I, s:s, s:s, s:o}",
+		    "id", (json_int_t)sqlite3_column_int64(st, 0),
+		    "time", (json_int_t)sqlite3_column_int64(st, 1),
+		    "kind", (const char *)sqlite3_column_text(st, 2),
+		    "subject", (const char *)sqlite3_column_text(st, 3),
+		    "detail", detail ? detail : json_object()));
+	}
+	sqlite3_finalize(st);
+	return a;
+}
+
+/* The newest event's id, 0 when there is none. */
+int64_t
+store_last_event(sqlite3 *db)
+{
+	sqlite3_stmt	*st;
+	int64_t		 id = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT max(id) FROM events", -1, &st,
+	    NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return id;
+}
+
 int64_t
 store_now_ms(void)
 {

@@ -19,6 +19,19 @@ int		 store_schema_version(sqlite3 *);
 int		 store_latest_version(void);
 int		 store_configure(sqlite3 *, char *, size_t);
 int		 store_event(const char *, const char *, const json_t *);
+
+/* Which events: NULL and 0 match everything; kind "x.*" is a prefix. */
+struct store_event_query {
+	const char	*kind;
+	const char	*subject;
+	int64_t		 since;		/* time >= since (ms) */
+	int64_t		 before;	/* id < before */
+	int64_t		 after;		/* id > after, oldest first */
+	int		 limit;
+};
+
+json_t		*store_events(sqlite3 *, const struct store_event_query *);
+int64_t		 store_last_event(sqlite3 *);
 int64_t		 store_now_ms(void);
 int64_t		 store_mono_ms(void);
 

@@ -158,6 +158,7 @@ static int64_t			 sup_rotate_due, sup_poll_due;
 static int			 sup_root;
 static char			 sup_tag_sig, sup_tag_ev, sup_tag_timer;
 static sup_listener		 sup_listen;
+static sup_svc_listener		 sup_svc_listen;
 static int			 sup_loaded;
 static struct sup_cmd		*sup_replies;	/* answered, not yet told */
 static int			 sup_wake_jobs;	/* jobs queued this wake-up */
@@ -188,6 +189,7 @@ static int	 sup_call(struct sup_cmd *, int64_t *, char *, size_t);
 static void	 sup_begin(void);
 static void	 sup_store_failed(struct svc *, const char *);
 static void	 sup_commit(void);
+static void	 sup_tell_services(void);
 static void	 sup_undo(const char *);
 static void	 sup_step(struct svc *, struct supfsm_event *);
 static int	 sup_apply(struct svc *, const struct supfsm_out *,
@@ -242,6 +244,16 @@ void
 sup_on_change(sup_listener fn)
 {
 	sup_listen = fn;
+}
+
+/*
+ * fn is called, on the supervisor thread, with the name of each service
+ * a commit changed or deleted, once the store holds the change.
+ */
+void
+sup_on_service(sup_svc_listener fn)
+{
+	sup_svc_listen = fn;
 }
 
 /*
@@ -2045,6 +2057,8 @@ sup_commit(void)
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		sup_undo(why);
 	}
+	if (sup_svc_listen != NULL)
+		sup_tell_services();
 	/* Slow work for what is now committed (a purge). */
 	while ((t = sup_w.tasks) != NULL) {
 		sup_w.tasks = t->next;
@@ -2097,6 +2111,20 @@ sup_reload(const char *name)
 		}
 	}
 	sqlite3_finalize(st);
+}
+
+/* The services this (committed) wake-up changed or deleted, by name. */
+static void
+sup_tell_services(void)
+{
+	size_t	i;
+
+	for (i = 0; i < sup_nsvcs; i++)
+		if (sup_svcs[i]->touched == sup_w.seq)
+			sup_svc_listen(sup_svcs[i]->c.name);
+	for (i = 0; i < sup_w.nforgot; i++)
+		if (sup_w.forgot[i] != NULL)
+			sup_svc_listen(sup_w.forgot[i]);
 }
 
 /*

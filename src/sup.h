@@ -33,8 +33,10 @@ enum sup_op {
 
 /* Told (on the supervisor thread) once a state change is committed. */
 typedef void	(*sup_listener)(void);
+typedef void	(*sup_svc_listener)(const char *);
 
 void	sup_on_change(sup_listener);
+void	sup_on_service(sup_svc_listener);
 int	sup_start(const struct config *);
 void	sup_stop(void);
 enum nd_rc	sup_command(enum sup_op, const char *, json_t *, int64_t, int,

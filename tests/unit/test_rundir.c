@@ -638,7 +638,7 @@ test_service_log_tail(void **state)
 	size_t		 len = 99;
 
 	fix(dir);
-	t = service_log_tail(&cf, &co, "stdout", 2, &len, err, sizeof(err));
+	t = service_log_tail(&cf, &co, "stdout", 2, &len, NULL, err, sizeof(err));
 	assert_non_null(t);
 	assert_int_equal(len, 0);
 	free(t);
@@ -646,7 +646,7 @@ test_service_log_tail(void **state)
 	rpath(p, "log/stdout");
 	unit_write(p, "a\nb\nc\n", 0640);
 	assert_int_equal(chown(p, SVC_UID, SVC_UID), 0);
-	t = service_log_tail(&cf, &co, "stdout", 2, &len, err, sizeof(err));
+	t = service_log_tail(&cf, &co, "stdout", 2, &len, NULL, err, sizeof(err));
 	assert_non_null(t);
 	assert_int_equal(len, 4);
 	assert_string_equal(t, "b\nc\n");
@@ -654,7 +654,7 @@ test_service_log_tail(void **state)
 
 	plant(v, dir, "secret", "root's\n", "log/stdout", 0);
 	err[0] = '\0';
-	assert_null(service_log_tail(&cf, &co, "stdout", 2, &len, err,
+	assert_null(service_log_tail(&cf, &co, "stdout", 2, &len, NULL, err,
 	    sizeof(err)));
 	assert_contains(err, "log/stdout in ");
 	assert_contains(err, "symbolic link");
@@ -667,9 +667,77 @@ test_service_log_tail(void **state)
 	unit_write(p, "root's\n", 0600);
 	rpath(p, "log");
 	assert_int_equal(symlink(v, p), 0);
-	assert_null(service_log_tail(&cf, &co, "stdout", 2, &len, err,
+	assert_null(service_log_tail(&cf, &co, "stdout", 2, &len, NULL, err,
 	    sizeof(err)));
 	assert_contains(err, "log/ in ");
+	assert_contains(err, "symbolic link");
+}
+
+/* A log follower's reads: from an offset, with where the log stands. */
+static void
+test_read_from(void **state)
+{
+	const char		*dir = *state;
+	struct rundir		 rd;
+	struct rundir_pos	 pos, before;
+	char			 p[PATH_MAX], err[512], *t;
+	size_t			 len;
+	int			 o, e;
+
+	fix(dir);
+	t = rundir_read_from(&cf, &co, "stdout", 0, 100, &len, &pos, err,
+	    sizeof(err));
+	assert_non_null(t);	/* no directory yet: nothing, no error */
+	assert_int_equal(len, 0);
+	assert_int_equal(pos.size, 0);
+	free(t);
+	assert_int_equal(rundir_open(&cf, &co, SVC_UID, SVC_GID, 1, &rd, err,
+	    sizeof(err)), 0);
+	assert_int_equal(rundir_logs(&rd, SVC_UID, SVC_GID, 1, &o, &e, err,
+	    sizeof(err)), 0);
+	rundir_close(&rd);
+	assert_int_equal(write(o, "a\nbb\nccc\n", 9), 9);
+
+	t = rundir_read_from(&cf, &co, "stdout", 2, 3, &len, &pos, err,
+	    sizeof(err));
+	assert_non_null(t);
+	assert_int_equal(len, 3);
+	assert_memory_equal(t, "bb\n", 3);
+	assert_int_equal(pos.size, 9);
+	assert_int_equal(pos.rotated, 0);
+	free(t);
+	t = rundir_read_from(&cf, &co, "stdout", 9, 100, &len, &pos, err,
+	    sizeof(err));
+	assert_int_equal(len, 0);
+	free(t);
+	t = rundir_read_from(&cf, &co, "stdout", -1, 4, &len, &pos, err,
+	    sizeof(err));
+	assert_memory_equal(t, "ccc\n", 4);	/* negative: the tail */
+	free(t);
+
+	/* A rotation: the log shrinks and <stream>.1 is a new file. */
+	before = pos;
+	assert_int_equal(ftruncate(o, 5000), 0);
+	assert_int_equal(rundir_rotate(&cf, &co, SVC_UID, 4096, 2), 0);
+	free(rundir_read_from(&cf, &co, "stdout", 9, 100, &len, &pos, err,
+	    sizeof(err)));
+	assert_int_equal(pos.size, 0);
+	assert_true(pos.rotated != 0 && pos.rotated != before.rotated);
+	before = pos;
+	assert_int_equal(ftruncate(o, 5000), 0);
+	assert_int_equal(rundir_rotate(&cf, &co, SVC_UID, 4096, 2), 0);
+	free(rundir_read_from(&cf, &co, "stdout", 0, 100, &len, &pos, err,
+	    sizeof(err)));
+	assert_true(pos.rotated != before.rotated);
+	close(o);
+	close(e);
+
+	/* A link planted for the log: refused, never followed. */
+	rpath(p, "log/stdout");
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(symlink("/etc/shadow", p), 0);
+	assert_null(rundir_read_from(&cf, &co, "stdout", 0, 100, &len, &pos,
+	    err, sizeof(err)));
 	assert_contains(err, "symbolic link");
 }
 
@@ -696,6 +764,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rotate_log_dir_link,
 		    unit_dir_setup, unit_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_tail, unit_dir_setup,
+		    unit_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_read_from, unit_dir_setup,
 		    unit_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_service_log_tail,
 		    unit_dir_setup, unit_dir_teardown),
