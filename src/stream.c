@@ -19,6 +19,18 @@
  * sending complete lines; when the log is rotated (shorter than where it
  * stopped, or a new <stream>.1) it says so and starts again at 0.
  *
+ * Ulfius 2.7 grows its list of open WebSockets with realloc() outside
+ * its lock, just after the handler returns, and shrinks it (under the
+ * lock) as a WebSocket's thread ends: two upgrades at once, or one and a
+ * close, free the list twice.  So both go through a gate of nodee's: an
+ * upgrade holds it from the handler until its writer starts (or Ulfius
+ * gives up on it), a closing stream from its last callback until its
+ * thread has exited (a thread-specific destructor gives it back), or
+ * until the same HTTP thread wants the gate again (the upgrade waits for
+ * that thread to send its answer).  An upgrade whose connection died
+ * before it started would hold the gate for ever: the next taker that
+ * waited STREAM_GATE_MS takes it over.
+ *
  * Frames must never be cut: Ulfius gives up on a socket that stays full
  * for 50 ms in the middle of a frame.  So a writer sends a frame only
  * when the socket's send queue has room for all of it (SIOCOUTQ against
@@ -31,6 +43,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +69,8 @@
 #define STREAM_PING_MS		25000
 #define STREAM_LOG_CHUNK	(64 * 1024)
 #define STREAM_LOG_TAIL_MAX	100000
+#define STREAM_GATE_MS		2000
+#define STREAM_LOG_EVERY_MS	10000
 
 /* One encoded message, shared by the queues that hold it. */
 struct stream_msg {
@@ -75,6 +90,7 @@ struct stream_sub {
 
 /* What one WebSocket is for; freed when Ulfius closes it. */
 struct stream_conn {
+	uint64_t		 gate;		/* held for its upgrade */
 	struct coord		 c;		/* log follow */
 	char			 stream[8];
 	long			 tail;
@@ -102,6 +118,13 @@ static int			 stream_overflow;
 static int64_t			 stream_last_event = -1, stream_last_job = -1;
 static struct stream_job	 stream_jobs[STREAM_JOBS_MAX];
 static size_t			 stream_njobs;
+/* The gate (see the top): who holds it, an odd token for an upgrade. */
+static sem_t			 stream_gate;
+static atomic_ullong		 stream_gate_owner, stream_gate_gen;
+static atomic_llong		 stream_gate_since;
+static pthread_key_t		 stream_gate_key;
+/* An upgrade's gate this HTTP thread took (its handler has returned). */
+static __thread uint64_t	 stream_gate_mine;
 
 static void	*stream_main(void *);
 static void	 stream_tick(sqlite3 *);
@@ -118,7 +141,8 @@ static int	 stream_accept(struct http_req *, struct stream_conn *,
 		    struct _websocket_manager *, void *));
 static void	 stream_closed(const struct _u_request *,
 		    struct _websocket_manager *, void *);
-static void	 stream_setup(struct _websocket_manager *);
+static void	 stream_setup(struct _websocket_manager *,
+		    struct stream_conn *);
 static int	 stream_alive(struct _websocket_manager *);
 static int	 stream_send(struct _websocket_manager *, const char *, size_t);
 static int	 stream_send_json(struct _websocket_manager *, json_t *);
@@ -130,6 +154,10 @@ static void	 stream_logs_run(const struct _u_request *,
 		    struct _websocket_manager *, void *);
 static int	 stream_logs_poll(struct _websocket_manager *,
 		    struct stream_conn *, off_t *, struct rundir_pos *, int *);
+static void	 stream_refused(void);
+static int	 stream_gate_take(int, uint64_t *);
+static void	 stream_gate_give(uint64_t);
+static void	 stream_gate_exit(void *);
 static int	 stream_send_lines(struct _websocket_manager *,
 		    const char *, char *, size_t);
 static struct stream_conn	*stream_conn_new(struct http_req *);
@@ -142,6 +170,12 @@ stream_start(const struct config *cf)
 
 	stream_cf = cf;
 	stream_quit = 0;
+	if (sem_init(&stream_gate, 0, 1) != 0 ||
+	    pthread_key_create(&stream_gate_key, stream_gate_exit) != 0) {
+		log_error("stream", "cannot set up the streams: %s",
+		    strerror(errno));
+		return -1;
+	}
 	if ((rc = pthread_create(&stream_thread, NULL, stream_main,
 	    NULL)) != 0) {
 		log_error("stream", "cannot start the stream thread: %s",
@@ -572,17 +606,42 @@ stream_accept(struct http_req *r, struct stream_conn *conn,
 		u_map_put(r->res->map_header, "Retry-After", "5");
 		http_problem(r, 503, "too many open streams: max_streams is %u; "
 		    "close one or raise the limit", stream_cf->max_streams);
-		log_warn("stream", "stream refused: max_streams (%u) are open",
-		    stream_cf->max_streams);
+		stream_refused();
+		return -1;
+	}
+	if (stream_gate_take(1, &conn->gate) != 0) {
+		atomic_fetch_sub(&stream_open, 1);
+		u_map_put(r->res->map_header, "Retry-After", "1");
+		http_problem(r, 503, "streams are opening or closing too slowly "
+		    "just now; try again");
 		return -1;
 	}
 	if (ulfius_set_websocket_response(r->res, NULL, NULL, fn, conn, NULL,
 	    NULL, stream_closed, conn) != U_OK) {
+		stream_gate_give(conn->gate);
 		atomic_fetch_sub(&stream_open, 1);
 		http_problem(r, 500, "cannot open the stream");
 		return -1;
 	}
+	stream_gate_mine = conn->gate;
 	return 0;
+}
+
+/* One line per STREAM_LOG_EVERY_MS for refusals, with their count. */
+static void
+stream_refused(void)
+{
+	static atomic_llong	last;
+	static atomic_int	count;
+	int64_t			now = store_mono_ms(), l = atomic_load(&last);
+	int			n = atomic_fetch_add(&count, 1) + 1;
+
+	if (now - l < STREAM_LOG_EVERY_MS ||
+	    !atomic_compare_exchange_strong(&last, &l, now))
+		return;
+	atomic_fetch_sub(&count, n);
+	log_warn("stream", "%d stream%s refused: max_streams (%u) are open", n,
+	    n == 1 ? "" : "s", stream_cf->max_streams);
 }
 
 /* Ulfius's last word on a stream, whether it ever opened or not. */
@@ -592,17 +651,89 @@ stream_closed(const struct _u_request *req, struct _websocket_manager *wsm,
 {
 	struct stream_conn	*conn = arg;
 
+	uint64_t		 tok;
+
 	(void)req;
 	(void)wsm;
+	if (conn->gate != 0) {
+		/* It never started: Ulfius gave up in the handler's thread. */
+		stream_gate_give(conn->gate);
+	} else if (stream_gate_take(0, &tok) == 0 &&
+	    pthread_setspecific(stream_gate_key, (void *)(uintptr_t)tok) != 0)
+		stream_gate_give(tok);
 	stream_conn_free(conn);
 	atomic_fetch_sub(&stream_open, 1);
 }
 
-/* Nothing kept in Ulfius's lists; a send buffer of a known size. */
+/*
+ * Takes the gate (an upgrade if upgrade) into *tok; -1 if it stayed
+ * held by anything but a stale upgrade for STREAM_GATE_MS.
+ */
+static int
+stream_gate_take(int upgrade, uint64_t *tok)
+{
+	struct timespec	ts;
+	uint64_t	o;
+	int64_t		since;
+
+	/*
+	 * Back in a handler after an upgrade of this thread's: Ulfius has
+	 * listed that stream, which may wait for this thread to start.
+	 */
+	stream_gate_give(stream_gate_mine);
+	stream_gate_mine = 0;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += STREAM_GATE_MS / 1000;
+	while (sem_timedwait(&stream_gate, &ts) != 0) {
+		if (errno == EINTR)
+			continue;
+		o = atomic_load(&stream_gate_owner);
+		since = atomic_load(&stream_gate_since);
+		/* An upgrade that never started: its gate is ours now. */
+		if ((o & 1) && store_mono_ms() - since >= STREAM_GATE_MS &&
+		    atomic_compare_exchange_strong(&stream_gate_owner, &o, 0)) {
+			log_warn("stream", "a stream's connection closed before "
+			    "it opened; going on");
+			break;
+		}
+		return -1;
+	}
+	*tok = (atomic_fetch_add(&stream_gate_gen, 1) + 1) << 1 |
+	    (upgrade ? 1 : 0);
+	atomic_store(&stream_gate_since, store_mono_ms());
+	atomic_store(&stream_gate_owner, *tok);
+	return 0;
+}
+
+/* Gives the gate back if tok still holds it. */
 static void
-stream_setup(struct _websocket_manager *wsm)
+stream_gate_give(uint64_t tok)
+{
+	uint64_t	o = tok;
+
+	if (tok != 0 && atomic_compare_exchange_strong(&stream_gate_owner, &o,
+	    0))
+		sem_post(&stream_gate);
+}
+
+/* A closed stream's thread has exited: Ulfius is done with its list. */
+static void
+stream_gate_exit(void *tok)
+{
+	stream_gate_give((uint64_t)(uintptr_t)tok);
+}
+
+/*
+ * A writer starts: Ulfius has listed the stream (the gate goes back),
+ * keeps nothing of it in its lists, and the send buffer has a known size.
+ */
+static void
+stream_setup(struct _websocket_manager *wsm, struct stream_conn *conn)
 {
 	int	size = STREAM_SNDBUF;
+
+	stream_gate_give(conn->gate);
+	conn->gate = 0;
 
 	wsm->keep_messages = U_WEBSOCKET_KEEP_NONE;
 	if (setsockopt(wsm->mhd_sock, SOL_SOCKET, SO_SNDBUFFORCE, &size,
@@ -674,7 +805,7 @@ stream_events_run(const struct _u_request *req,
 	int64_t			 sent = store_mono_ms();
 
 	(void)req;
-	stream_setup(wsm);
+	stream_setup(wsm, conn);
 	pthread_mutex_lock(&stream_mtx);
 	s->next = stream_subs;
 	stream_subs = s;
@@ -765,7 +896,7 @@ stream_logs_run(const struct _u_request *req, struct _websocket_manager *wsm,
 	int			 moved = 0, rc;
 
 	(void)req;
-	stream_setup(wsm);
+	stream_setup(wsm, conn);
 	text = service_log_tail(stream_cf, &conn->c, conn->stream,
 	    conn->tail, &len, &pos, err, sizeof(err));
 	if (text == NULL) {
