@@ -35,8 +35,8 @@ UNIT	:= $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 OBJS	 = $(MODULES:%=build/%.o) build/gen/embedded.o
 SAN_OBJS = $(MODULES:%=build/san/%.o) build/san/embedded.o
 
-.PHONY: all run test test-unit test-integration test-asan lint clean deps \
-	format bench
+.PHONY: all run test test-unit test-integration test-browser test-asan lint \
+	clean deps format bench
 
 all: nodee
 
@@ -86,7 +86,8 @@ export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS := suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
 test: deps
-	@$(MAKE) --no-print-directory all lint test-unit test-integration test-asan
+	@$(MAKE) --no-print-directory all lint test-unit test-integration \
+		test-browser test-asan
 
 test-unit: $(UNIT:%=build/test_%)
 	@set -e; for t in $^; do echo "== $$t"; ./$$t; done
@@ -94,7 +95,12 @@ test-unit: $(UNIT:%=build/test_%)
 test-integration: nodee tests/node_modules/.package-lock.json
 	NODEE_BIN=$(CURDIR)/nodee node --test tests/integration/
 
-# The integration tests' node packages (s3rver), exactly as locked; npm
+# The console in Debian's chromium, driven by playwright-core, against the
+# real daemon and a loopback depot; screenshots in tests/browser/screenshots.
+test-browser: nodee tests/node_modules/.package-lock.json
+	NODEE_BIN=$(CURDIR)/nodee node --test tests/browser/
+
+# The tests' node packages (s3rver, ws, playwright-core), exactly as locked; npm
 # writes the stamp, touched so that it is newer than the lock.
 tests/node_modules/.package-lock.json: tests/package.json \
     tests/package-lock.json
