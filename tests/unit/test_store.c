@@ -24,6 +24,7 @@ static void	test_migrate_newer(void **);
 static void	test_configure(void **);
 static void	test_open_event(void **);
 static void	test_open_bad_path(void **);
+static void	test_events_query(void **);
 
 static sqlite3	*db_open(const char *);
 static int64_t	 query_int(sqlite3 *, const char *);
@@ -46,6 +47,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_open_event,
 		    unit_dir_setup, unit_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_open_bad_path,
+		    unit_dir_setup, unit_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_events_query,
 		    unit_dir_setup, unit_dir_teardown),
 	};
 
@@ -250,6 +253,87 @@ test_open_event(void **state)
 	assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
 	assert_int_equal(query_int(other, "SELECT count(*) FROM events"), 3);
 	sqlite3_close(other);
+}
+
+/* The kinds of the events q finds, joined with ','. */
+static void
+events_kinds(sqlite3 *db, const struct store_event_query *q, char *out,
+    size_t len)
+{
+	json_t	*a, *e;
+	size_t	 i;
+
+	out[0] = '\0';
+	a = store_events(db, q);
+	json_array_foreach(a, i, e)
+		snprintf(out + strlen(out), len - strlen(out), "%s%s",
+		    i ? "," : "", json_string_value(json_object_get(e,
+		    "kind")));
+	json_decref(a);
+}
+
+/* GET /api/v1/events and the live stream read through store_events. */
+static void
+test_events_query(void **state)
+{
+	struct store_event_query q = { 0 };
+	sqlite3		*db;
+	json_t		*a;
+	char		 path[PATH_MAX], err[ERRLEN], got[512];
+
+	unit_path(path, *state, "nodee.db");
+	if (store_open(path, err, sizeof(err)) != 0)
+		fail_msg("store_open: %s", err);
+	db = store_db();
+	q.limit = 100;
+	events_kinds(db, &q, got, sizeof(got));
+	assert_string_equal(got, "");
+	assert_int_equal(store_last_event(db), 0);
+	assert_int_equal(store_event("service.started", "a", NULL), 0);
+	assert_int_equal(store_event("service.exited", "b", NULL), 0);
+	assert_int_equal(store_event("services", "a", NULL), 0);
+	assert_int_equal(store_event("artifact.install.requested", "a",
+	    NULL), 0);
+	assert_int_equal(store_last_event(db), 4);
+
+	events_kinds(db, &q, got, sizeof(got));	/* newest first */
+	assert_string_equal(got, "artifact.install.requested,services,"
+	    "service.exited,service.started");
+	q.kind = "service.*";	/* a prefix, and "services" is not in it */
+	events_kinds(db, &q, got, sizeof(got));
+	assert_string_equal(got, "service.exited,service.started");
+	q.kind = "service.";	/* without '*': the whole kind */
+	events_kinds(db, &q, got, sizeof(got));
+	assert_string_equal(got, "");
+	q.kind = NULL;
+	q.subject = "a";
+	events_kinds(db, &q, got, sizeof(got));
+	assert_string_equal(got, "artifact.install.requested,services,"
+	    "service.started");
+	q.subject = NULL;
+	q.before = 3;	/* paging */
+	q.limit = 1;
+	events_kinds(db, &q, got, sizeof(got));
+	assert_string_equal(got, "service.exited");
+	q.before = 0;
+	q.limit = 100;
+	q.since = store_now_ms() + 60000;
+	events_kinds(db, &q, got, sizeof(got));
+	assert_string_equal(got, "");
+	q.since = 0;
+	q.after = 2;	/* a stream's view: oldest first after an id */
+	events_kinds(db, &q, got, sizeof(got));
+	assert_string_equal(got, "services,artifact.install.requested");
+	q.after = -1;
+	q.limit = 2;
+	a = store_events(db, &q);
+	assert_int_equal(json_array_size(a), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(a,
+	    0), "id")), 1);
+	assert_true(json_is_object(json_object_get(json_array_get(a, 0),
+	    "detail")));
+	json_decref(a);
+	store_close();
 }
 
 static void
