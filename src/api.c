@@ -40,6 +40,8 @@ static void	api_event_list(struct http_req *, void *);
 static void	api_service_runs(struct http_req *, void *);
 static void	api_query_keep(char *, size_t, struct http_req *,
 		    const char *);
+static void	api_page(struct http_req *, json_t *, const char *, json_t *,
+		    long long, const char *const *);
 static int	api_query_int(struct http_req *, const char *, long long,
 		    long long, const char *, long long *);
 static void	api_artifact_post(struct http_req *, void *);
@@ -260,6 +262,37 @@ api_query_keep(char *buf, size_t size, struct http_req *r, const char *name)
 }
 
 /*
+ * Answers a page of a list newest first: o (taken; NULL for a new
+ * object) with items (taken) as key and "next", null on the last page,
+ * else this path with before= the last item's id and the query
+ * parameters named in keep, as they were asked.
+ */
+static void
+api_page(struct http_req *r, json_t *o, const char *key, json_t *items,
+    long long limit, const char *const *keep)
+{
+	json_t	*last;
+	char	 next[1024];
+	size_t	 i;
+
+	if (o == NULL)
+		o = json_object();
+	json_object_set_new(o, key, items);
+	if ((long long)json_array_size(items) < limit) {
+		json_object_set_new(o, "next", json_null());
+		http_json(r, 200, o);
+		return;
+	}
+	last = json_array_get(items, json_array_size(items) - 1);
+	snprintf(next, sizeof(next), "%s?limit=%lld&before=%lld", r->path,
+	    limit, (long long)json_integer_value(json_object_get(last, "id")));
+	for (i = 0; keep[i] != NULL; i++)
+		api_query_keep(next, sizeof(next), r, keep[i]);
+	json_object_set_new(o, "next", json_string(next));
+	http_json(r, 200, o);
+}
+
+/*
  * GET /api/v1/events?kind=&subject=&since=&before=&limit= : the audit
  * history, newest first, paged by event id like /api/v1/jobs.
  */
@@ -268,9 +301,8 @@ api_event_list(struct http_req *r, void *arg)
 {
 	struct store_event_query q = { 0 };
 	sqlite3		*db = store_db();
-	json_t		*events, *last;
+	static const char *const keep[] = { "kind", "subject", "since", NULL };
 	long long	 since = 0, before = 0, limit = API_EVENTS_LIMIT;
-	char		 next[1024];
 
 	(void)arg;
 	if (api_query_int(r, "limit", 1, API_EVENTS_LIMIT_MAX,
@@ -289,20 +321,7 @@ api_event_list(struct http_req *r, void *arg)
 	q.since = since;
 	q.before = before;
 	q.limit = (int)limit;
-	events = store_events(db, &q);
-	if ((long long)json_array_size(events) < limit) {
-		http_json(r, 200, json_pack("{s:o, s:n}", "events", events,
-		    "next"));
-		return;
-	}
-	last = json_array_get(events, json_array_size(events) - 1);
-	snprintf(next, sizeof(next), "/api/v1/events?limit=%lld&before=%lld",
-	    limit, (long long)json_integer_value(json_object_get(last, "id")));
-	api_query_keep(next, sizeof(next), r, "kind");
-	api_query_keep(next, sizeof(next), r, "subject");
-	api_query_keep(next, sizeof(next), r, "since");
-	http_json(r, 200, json_pack("{s:o, s:s}", "events", events, "next",
-	    next));
+	api_page(r, NULL, "events", store_events(db, &q), limit, keep);
 }
 
 /*
@@ -441,9 +460,8 @@ api_job_list(struct http_req *r, void *arg)
 	static const char *const states[] = { "queued", "running",
 	    "succeeded", "failed", "cancelled", NULL };
 	sqlite3		*db = store_db();
+	static const char *const keep[] = { "state", "kind", NULL };
 	const char	*state = http_query(r, "state");
-	json_t		*jobs, *last;
-	char		 next[1024];
 	long long	 before = 0, limit = API_JOBS_LIMIT;
 	int		 i, known = state == NULL;
 
@@ -463,18 +481,8 @@ api_job_list(struct http_req *r, void *arg)
 		http_problem(r, 503, "the store is unavailable");
 		return;
 	}
-	jobs = jobs_list(db, state, http_query(r, "kind"), before, (int)limit);
-	if ((long long)json_array_size(jobs) < limit) {
-		http_json(r, 200, json_pack("{s:o, s:n}", "jobs", jobs,
-		    "next"));
-		return;
-	}
-	last = json_array_get(jobs, json_array_size(jobs) - 1);
-	snprintf(next, sizeof(next), "/api/v1/jobs?limit=%lld&before=%lld",
-	    limit, (long long)json_integer_value(json_object_get(last, "id")));
-	api_query_keep(next, sizeof(next), r, "state");
-	api_query_keep(next, sizeof(next), r, "kind");
-	http_json(r, 200, json_pack("{s:o, s:s}", "jobs", jobs, "next", next));
+	api_page(r, NULL, "jobs", jobs_list(db, state, http_query(r, "kind"),
+	    before, (int)limit), limit, keep);
 }
 
 static void
@@ -832,8 +840,8 @@ api_service_runs(struct http_req *r, void *arg)
 {
 	struct coord	 c;
 	sqlite3		*db = store_db();
+	static const char *const keep[] = { NULL };
 	json_t		*runs, *s;
-	char		 next[1024];
 	long long	 before = 0, limit = API_EVENTS_LIMIT;
 
 	(void)arg;
@@ -856,18 +864,8 @@ api_service_runs(struct http_req *r, void *arg)
 		}
 		json_decref(s);
 	}
-	if ((long long)json_array_size(runs) < limit) {
-		http_json(r, 200, json_pack("{s:s, s:o, s:n}", "coordinate",
-		    c.name, "runs", runs, "next"));
-		return;
-	}
-	/* The coordinate as the request spelled it (percent-encoded). */
-	snprintf(next, sizeof(next), "%s?limit=%lld&before=%lld", r->path,
-	    limit, (long long)
-	    json_integer_value(json_object_get(json_array_get(runs,
-	    json_array_size(runs) - 1), "id")));
-	http_json(r, 200, json_pack("{s:s, s:o, s:s}", "coordinate", c.name,
-	    "runs", runs, "next", next));
+	api_page(r, json_pack("{s:s}", "coordinate", c.name), "runs", runs,
+	    limit, keep);
 }
 
 static int
