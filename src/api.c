@@ -453,16 +453,21 @@ api_artifact_delete(struct http_req *r, void *arg)
 	http_problem(r, api_status(rc), "%s", err);
 }
 
-/* GET /api/v1/jobs?state=&kind=&limit=&before= : newest first, paged. */
+/*
+ * GET /api/v1/jobs?state=&kind=&subject=&since=&limit=&before= : newest
+ * first, paged.
+ */
 static void
 api_job_list(struct http_req *r, void *arg)
 {
 	static const char *const states[] = { "queued", "running",
 	    "succeeded", "failed", "cancelled", NULL };
 	sqlite3		*db = store_db();
-	static const char *const keep[] = { "state", "kind", NULL };
+	static const char *const keep[] = { "state", "kind", "subject",
+	    "since", NULL };
+	struct jobs_query q = { 0 };
 	const char	*state = http_query(r, "state");
-	long long	 before = 0, limit = API_JOBS_LIMIT;
+	long long	 since = 0, before = 0, limit = API_JOBS_LIMIT;
 	int		 i, known = state == NULL;
 
 	(void)arg;
@@ -475,14 +480,21 @@ api_job_list(struct http_req *r, void *arg)
 	}
 	if (api_query_int(r, "limit", 1, API_JOBS_LIMIT_MAX, "1 to "
 	    API_STR(API_JOBS_LIMIT_MAX), &limit) != 0 ||
-	    api_query_int(r, "before", 1, INT64_MAX, "a job id", &before) != 0)
+	    api_query_int(r, "before", 1, INT64_MAX, "a job id", &before) != 0 ||
+	    api_query_int(r, "since", 0, INT64_MAX, "a time in milliseconds "
+	    "since 1970", &since) != 0)
 		return;
 	if (db == NULL) {
 		http_problem(r, 503, "the store is unavailable");
 		return;
 	}
-	api_page(r, NULL, "jobs", jobs_list(db, state, http_query(r, "kind"),
-	    before, (int)limit), limit, keep);
+	q.state = state;
+	q.kind = http_query(r, "kind");
+	q.subject = http_query(r, "subject");
+	q.since = since;
+	q.before = before;
+	q.limit = (int)limit;
+	api_page(r, NULL, "jobs", jobs_list(db, &q), limit, keep);
 }
 
 static void

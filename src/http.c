@@ -40,6 +40,7 @@ static const struct http_route	*http_routes;
 static void			*http_arg;
 static char			 http_token[AUTH_TOKEN_LEN + 1];
 static char			 http_session[AUTH_TOKEN_LEN + 1];
+static char			 http_cookie[32];	/* its name */
 static char			*http_tls_key, *http_tls_cert;
 static atomic_int		 http_inflight;
 static int			 http_running;
@@ -75,6 +76,12 @@ http_start(const struct config *cf, const char *token,
 	http_arg = arg;
 	snprintf(http_token, sizeof(http_token), "%s", token);
 	auth_session_value(token, http_session, sizeof(http_session));
+	/*
+	 * Browsers keep cookies by host, not by port: two nodes on one
+	 * host (a test cell, the cell page's links) need two names.
+	 */
+	snprintf(http_cookie, sizeof(http_cookie), "%s_%u", AUTH_COOKIE,
+	    cf->listen_port);
 
 	if (cf->tls_cert[0] != '\0') {
 		if ((http_tls_cert = http_read_file(cf->tls_cert, err,
@@ -436,7 +443,7 @@ http_authenticated(const struct http_req *r)
 
 	if (auth_bearer_ok(http_header(r, "Authorization"), http_token))
 		return 1;
-	cookie = u_map_get(r->u->map_cookie, AUTH_COOKIE);
+	cookie = u_map_get(r->u->map_cookie, http_cookie);
 	return cookie != NULL && http_session[0] != '\0' &&
 	    auth_equal(cookie, http_session);
 }
@@ -456,7 +463,7 @@ http_login(struct http_req *r, const char *token, int status)
 		log_info("http", "console login refused: wrong token");
 		return;
 	}
-	ulfius_add_same_site_cookie_to_response(r->res, AUTH_COOKIE,
+	ulfius_add_same_site_cookie_to_response(r->res, http_cookie,
 	    http_session, NULL, 0, NULL, "/", http_tls_cert != NULL, 1,
 	    U_COOKIE_SAME_SITE_STRICT);
 	if (status == 303) {
@@ -472,7 +479,7 @@ http_login(struct http_req *r, const char *token, int status)
 void
 http_logout(struct http_req *r)
 {
-	ulfius_add_same_site_cookie_to_response(r->res, AUTH_COOKIE, "",
+	ulfius_add_same_site_cookie_to_response(r->res, http_cookie, "",
 	    "Thu, 01 Jan 1970 00:00:00 GMT", 0, NULL, "/",
 	    http_tls_cert != NULL, 1, U_COOKIE_SAME_SITE_STRICT);
 	http_body(r, 204, "text/plain; charset=utf-8", "", 0);

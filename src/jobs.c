@@ -397,23 +397,26 @@ jobs_active(sqlite3 *db, const char *kind, const char *subject)
  * below `before` (0: from the newest); at most limit.  Returns an array.
  */
 json_t *
-jobs_list(sqlite3 *db, const char *state, const char *kind, int64_t before,
-    int limit)
+jobs_list(sqlite3 *db, const struct jobs_query *q)
 {
 	sqlite3_stmt	*st;
 	json_t		*a = json_array();
 
 	if (sqlite3_prepare_v2(db, "SELECT " JOBS_COLUMNS " FROM jobs "
 	    "WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2) "
-	    "AND (?3 = 0 OR id < ?3) ORDER BY id DESC LIMIT ?4", -1, &st,
-	    NULL) != SQLITE_OK)
+	    "AND (?3 = 0 OR id < ?3) AND (?5 IS NULL OR subject = ?5) AND "
+	    "created_at >= ?6 ORDER BY id DESC LIMIT ?4", -1, &st, NULL) !=
+	    SQLITE_OK)
 		return a;
-	if (state != NULL)
-		sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
-	if (kind != NULL)
-		sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, before);
-	sqlite3_bind_int(st, 4, limit);
+	if (q->state != NULL)
+		sqlite3_bind_text(st, 1, q->state, -1, SQLITE_STATIC);
+	if (q->kind != NULL)
+		sqlite3_bind_text(st, 2, q->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, q->before);
+	sqlite3_bind_int(st, 4, q->limit);
+	if (q->subject != NULL)
+		sqlite3_bind_text(st, 5, q->subject, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, q->since);
 	while (sqlite3_step(st) == SQLITE_ROW)
 		json_array_append_new(a, jobs_row(st));
 	sqlite3_finalize(st);

@@ -53,6 +53,16 @@ void	 jobs_progress(struct job *, const char *, uint64_t, uint64_t);
 json_t	*jobs_get(sqlite3 *, int64_t);
 json_t	*jobs_private(sqlite3 *, int64_t);
 json_t	*jobs_active(sqlite3 *, const char *, const char *);
-json_t	*jobs_list(sqlite3 *, const char *, const char *, int64_t, int);
+/* Which jobs: NULL and 0 match everything. */
+struct jobs_query {
+	const char	*state;
+	const char	*kind;
+	const char	*subject;
+	int64_t		 since;		/* created_at >= since (ms) */
+	int64_t		 before;	/* id < before */
+	int		 limit;
+};
+
+json_t	*jobs_list(sqlite3 *, const struct jobs_query *);
 
 #endif

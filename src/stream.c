@@ -17,7 +17,9 @@
  * GET /api/v1/services/{c}/logs/follow.  Each follower reads the log
  * through rundir (descriptors, no link followed) from where it stopped,
  * sending complete lines; when the log is rotated (shorter than where it
- * stopped, or a new <stream>.1) it says so and starts again at 0.
+ * stopped, or a new <stream>.1) it says so and starts again at 0.  When
+ * the supervisor says its service changed, it looks whether the service
+ * is still there, and ends if not.
  *
  * Ulfius 2.7 grows its list of open WebSockets with realloc() outside
  * its lock, just after the handler returns, and shrinks it (under the
@@ -91,6 +93,8 @@ struct stream_sub {
 /* What one WebSocket is for; freed when Ulfius closes it. */
 struct stream_conn {
 	uint64_t		 gate;		/* held for its upgrade */
+	struct stream_conn	*fnext;		/* log followers */
+	atomic_int		 recheck;	/* its service changed */
 	struct coord		 c;		/* log follow */
 	char			 stream[8];
 	long			 tail;
@@ -110,6 +114,8 @@ static int			 stream_running;
 static atomic_int		 stream_quit;
 static struct stream_sub	*stream_subs;
 static atomic_int		 stream_nsubs;
+static struct stream_conn	*stream_follow;
+static atomic_int		 stream_nfollow;
 static atomic_int		 stream_open;	/* WebSockets, for the cap */
 static char			**stream_dirty;
 static size_t			 stream_ndirty;
@@ -158,6 +164,8 @@ static void	 stream_refused(void);
 static int	 stream_gate_take(int, uint64_t *);
 static void	 stream_gate_give(uint64_t);
 static void	 stream_gate_exit(void *);
+static void	 stream_follow_list(struct stream_conn *, int);
+static int	 stream_follow_exists(struct stream_conn *);
 static int	 stream_send_lines(struct _websocket_manager *,
 		    const char *, char *, size_t);
 static struct stream_conn	*stream_conn_new(struct http_req *);
@@ -214,11 +222,19 @@ stream_stop(void)
 void
 stream_service_changed(const char *name)
 {
-	char	**nd;
+	char			**nd;
 
-	if (atomic_load(&stream_nsubs) == 0)
+	struct stream_conn	*f;
+
+	if (atomic_load(&stream_nsubs) == 0 &&
+	    atomic_load(&stream_nfollow) == 0)
 		return;
 	pthread_mutex_lock(&stream_mtx);
+	for (f = stream_follow; f != NULL; f = f->fnext)
+		if (strcmp(f->c.name, name) == 0)
+			atomic_store(&f->recheck, 1);
+	if (stream_subs == NULL)
+		goto out;
 	if (stream_ndirty > 0 &&
 	    strcmp(stream_dirty[stream_ndirty - 1], name) == 0)
 		goto out;
@@ -908,12 +924,55 @@ stream_logs_run(const struct _u_request *req, struct _websocket_manager *wsm,
 	rc = conn->tail == 0 ? 0 : stream_send_lines(wsm, conn->stream, text,
 	    len);
 	free(text);
+	stream_follow_list(conn, 1);
 	while (rc == 0 && stream_alive(wsm))
-		if ((rc = stream_logs_poll(wsm, conn, &off, &pos, &moved)) ==
-		    0)
+		if (atomic_exchange(&conn->recheck, 0) &&
+		    !stream_follow_exists(conn)) {
+			(void)stream_send_json(wsm, json_pack("{s:s, s:s}",
+			    "type", "error", "detail", "the service was "
+			    "deleted"));
+			rc = -1;
+		} else if ((rc = stream_logs_poll(wsm, conn, &off, &pos,
+		    &moved)) == 0)
 			poll(NULL, 0, STREAM_TICK_MS);
 		else if (rc == 1)
 			rc = 0;	/* more to read at once */
+	stream_follow_list(conn, 0);
+}
+
+/* Adds (add) or removes conn from the followers the supervisor tells. */
+static void
+stream_follow_list(struct stream_conn *conn, int add)
+{
+	struct stream_conn	**pp;
+
+	pthread_mutex_lock(&stream_mtx);
+	if (add) {
+		conn->fnext = stream_follow;
+		stream_follow = conn;
+		atomic_fetch_add(&stream_nfollow, 1);
+	} else {
+		for (pp = &stream_follow; *pp != NULL; pp = &(*pp)->fnext)
+			if (*pp == conn) {
+				*pp = conn->fnext;
+				atomic_fetch_sub(&stream_nfollow, 1);
+				break;
+			}
+	}
+	pthread_mutex_unlock(&stream_mtx);
+}
+
+/* Whether the followed service is still there (a store read). */
+static int
+stream_follow_exists(struct stream_conn *conn)
+{
+	sqlite3	*db = store_db();
+	json_t	*s;
+
+	if (db == NULL || (s = service_get(db, conn->c.name)) == NULL)
+		return db == NULL;
+	json_decref(s);
+	return 1;
 }
 
 /*
