@@ -1,6 +1,6 @@
 // views-history: the audit history, jobs (#/jobs) and events (#/events),
 // newest first, paged with the API's "next" links, filtered by kind,
-// subject, time (events) or state (jobs); new entries from the stream
+// subject, time, and state (jobs); new entries from the stream
 // appear at the top of the first page without a reload.
 
 import * as api from './api.js';
@@ -33,6 +33,8 @@ const MODES = {
     columns: ['#', 'Kind', 'Subject', 'State', 'Progress', 'Created', 'Finished', 'Error', ''],
     fields: [
       { name: 'kind', label: 'Kind', placeholder: 'artifact.install' },
+      { name: 'subject', label: 'Subject', placeholder: 'a coordinate or artifact' },
+      { name: 'since', label: 'Since', type: 'datetime-local' },
       { name: 'state', label: 'State', options: JOB_STATES },
     ],
     row: (j, ctx) => [h('td', { class: 'num' }, j.id), h('td', {}, h('code', {}, j.kind)),

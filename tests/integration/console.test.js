@@ -810,6 +810,31 @@ test('GET /api/v1/events: newest first, paged by before/next, kind exact or pref
 
 // --------------------------------------------------------------------- runs
 
+test('GET /api/v1/jobs: subject and since filter it, and next keeps them', async () => {
+  const t0 = Date.now();
+  const ids = [];
+  for (const a of ['com.test:jf-a:1', 'com.test:jf-b:1', 'com.test:jf-a:2', 'com.test:jf-a:1']) {
+    const r = await D.req({ method: 'POST', path: '/api/v1/artifacts', body: { artifact: a } });
+    assert.equal(r.status, 202, r.text);
+    await waitJob(D, r.json.id);
+    ids.push(r.json.id);
+  }
+  let r = await D.req({ path: `/api/v1/jobs?subject=${enc('com.test:jf-a:1')}&since=${t0}` });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.jobs.map((j) => j.id), [ids[3], ids[0]]);
+  assert.equal(r.json.next, null);
+  r = await D.req({ path: `/api/v1/jobs?subject=${enc('com.test:jf-a:1')}&limit=1` });
+  assert.deepEqual(r.json.jobs.map((j) => j.id), [ids[3]]);
+  assert.match(r.json.next, /[?&]subject=com\.test%3Ajf-a%3A1(&|$)|[?&]subject=com\.test:jf-a:1(&|$)/);
+  r = await D.req({ path: r.json.next });
+  assert.deepEqual(r.json.jobs.map((j) => j.id), [ids[0]]);
+  r = await D.req({ path: `/api/v1/jobs?since=${Date.now() + 60000}` });
+  assert.deepEqual(r.json.jobs, []);
+  for (const bad of ['since=x', 'since=-1', 'since=1.5']) {
+    assertProblem(await D.req({ path: `/api/v1/jobs?${bad}` }), 400);
+  }
+});
+
 test('GET /api/v1/services/{c}/runs: every incarnation newest first (pid, reason, times, exit); 404 unknown; kept after delete', async (t) => {
   const c = '1.runs.tst.cell';
   const p = `/api/v1/services/${enc(c)}/runs`;
