@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -44,6 +45,10 @@ static char			 http_cookie[32];	/* its name */
 static char			*http_tls_key, *http_tls_cert;
 static atomic_int		 http_inflight;
 static int			 http_running;
+static void			(*http_after)(void);
+static pthread_mutex_t		 http_stop_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t		 http_stop_cond = PTHREAD_COND_INITIALIZER;
+static int			 http_stopped;
 
 static void	http_utf8_fix(char *);
 static int	http_dispatch(const struct _u_request *, struct _u_response *,
@@ -56,6 +61,10 @@ static int	http_state_changing(const char *);
 static const char	*http_reason(int);
 static char	*http_read_file(const char *, char *, size_t);
 static void	http_mhd_log(void *, const char *, va_list);
+static void	http_completed(void *, struct MHD_Connection *, void **,
+		    enum MHD_RequestTerminationCode);
+static void	*http_stopper(void *);
+static int	 http_stop_server(unsigned);
 
 /*
  * Starts serving on cf->listen.  token is the API token; routes and arg
@@ -127,7 +136,7 @@ http_start(const struct config *cf, const char *token,
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER,
 	    (intptr_t)http_mhd_log, NULL };
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
-	    (intptr_t)mhd_request_completed, NULL };
+	    (intptr_t)http_completed, NULL };
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_URI_LOG_CALLBACK,
 	    (intptr_t)ulfius_uri_logger, NULL };
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0,
@@ -186,13 +195,68 @@ http_stop(unsigned grace_s)
 	if (atomic_load(&http_inflight) > 0)
 		log_warn("http", "%d requests still running after %u s; "
 		    "stopping anyway", atomic_load(&http_inflight), grace_s);
-	ulfius_stop_framework(&http_inst);
-	ulfius_clean_instance(&http_inst);
+	if (http_stop_server(grace_s) == 0)
+		ulfius_clean_instance(&http_inst);
 	http_running = 0;
 	free(http_tls_key);
 	free(http_tls_cert);
 	http_tls_key = http_tls_cert = NULL;
 	log_info("http", "stopped");
+}
+
+/* fn runs on the HTTP thread at the end of every request. */
+void
+http_on_completed(void (*fn)(void))
+{
+	http_after = fn;
+}
+
+/*
+ * Ulfius waits, with no limit, until every WebSocket it listed has
+ * ended, and one whose connection closed before the upgrade never ends
+ * (Ulfius 2.7).  So it stops on a thread of its own, given grace_s
+ * seconds; -1 (and the server left as it is) when it did not end.
+ */
+static int
+http_stop_server(unsigned grace_s)
+{
+	struct timespec	ts;
+	pthread_t	t;
+	int		rc = 0;
+
+	http_stopped = 0;
+	if (pthread_create(&t, NULL, http_stopper, NULL) != 0) {
+		ulfius_stop_framework(&http_inst);
+		return 0;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += grace_s;
+	pthread_mutex_lock(&http_stop_mtx);
+	while (!http_stopped && rc == 0)
+		rc = pthread_cond_timedwait(&http_stop_cond, &http_stop_mtx,
+		    &ts);
+	pthread_mutex_unlock(&http_stop_mtx);
+	if (!http_stopped) {
+		log_warn("http", "a WebSocket whose connection closed before "
+		    "it opened keeps the HTTP server from stopping (a fault "
+		    "of Ulfius 2.7); going on without it");
+		pthread_detach(t);
+		return -1;
+	}
+	pthread_join(t, NULL);
+	return 0;
+}
+
+static void *
+http_stopper(void *unused)
+{
+	(void)unused;
+	ulfius_stop_framework(&http_inst);
+	pthread_mutex_lock(&http_stop_mtx);
+	http_stopped = 1;
+	pthread_cond_signal(&http_stop_cond);
+	pthread_mutex_unlock(&http_stop_mtx);
+	return NULL;
 }
 
 /* Sends body as JSON with the given status; takes ownership of body. */
@@ -457,10 +521,13 @@ http_authenticated(const struct http_req *r)
 void
 http_login(struct http_req *r, const char *token, int status)
 {
+	static struct log_limit	refused;
+
 	if (token == NULL || !auth_equal(token, http_token)) {
 		http_problem(r, 401, "the token is wrong: use the URL nodee "
 		    "printed at start-up, or the token in PREFIX/state/token");
-		log_info("http", "console login refused: wrong token");
+		log_limited(&refused, 10000, LOG_LVL_INFO, "http",
+		    "console login refused: wrong token");
 		return;
 	}
 	ulfius_add_same_site_cookie_to_response(r->res, http_cookie,
@@ -677,4 +744,14 @@ http_mhd_log(void *cls, const char *fmt, va_list ap)
 	while (n > 0 && line[n - 1] == '\n')
 		line[--n] = '\0';
 	log_warn("mhd", "%s", line);
+}
+
+/* The end of a request: nodee's hook, then Ulfius's own bookkeeping. */
+static void
+http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	if (http_after != NULL)
+		http_after();
+	mhd_request_completed(cls, c, con_cls, toe);
 }

@@ -35,6 +35,7 @@ struct http_route {
 int	 http_start(const struct config *, const char *,
 	    const struct http_route *, void *, char *, size_t);
 void	 http_stop(unsigned);
+void	 http_on_completed(void (*)(void));
 void	 http_json(struct http_req *, int, json_t *);
 void	 http_problem(struct http_req *, int, const char *, ...)
 	    __attribute__((format(printf, 3, 4)));

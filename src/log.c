@@ -3,6 +3,7 @@
  * once at start-up (before any thread starts), so it is read without a lock.
  */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,39 @@ log_msg(enum log_level lvl, const char *module, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vwrite(lvl, module, fmt, ap);
 	va_end(ap);
+}
+
+/*
+ * One line per interval_ms for lim: "<message> (N times since the last
+ * line)" when it happened more than once.
+ */
+void
+log_limited(struct log_limit *lim, int interval_ms, enum log_level lvl,
+    const char *module, const char *fmt, ...)
+{
+	char		 msg[1024];
+	struct timespec	 ts;
+	long long	 now, last = atomic_load(&lim->last_ms);
+	int		 n;
+	va_list		 ap;
+
+	if (lvl > log_level)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	n = atomic_fetch_add(&lim->count, 1) + 1;
+	if ((last != 0 && now - last < interval_ms) ||
+	    !atomic_compare_exchange_strong(&lim->last_ms, &last, now))
+		return;
+	atomic_fetch_sub(&lim->count, n);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n > 1)
+		log_msg(lvl, module, "%s (%d times since this was last "
+		    "logged)", msg, n);
+	else
+		log_msg(lvl, module, "%s", msg);
 }
 
 void

@@ -19,6 +19,19 @@ void		 log_set_level(enum log_level);
 enum log_level	 log_get_level(void);
 void		 log_msg(enum log_level, const char *, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
+/*
+ * A line that outsiders can make nodee write again and again (a refused
+ * login, a refused stream): written at most once per interval, with how
+ * many times it happened meanwhile.  Zero-initialised, static.
+ */
+struct log_limit {
+	_Atomic long long	last_ms;
+	_Atomic int		count;
+};
+
+void		 log_limited(struct log_limit *, int, enum log_level,
+		    const char *, const char *, ...)
+		    __attribute__((format(printf, 5, 6)));
 void		 fatal(const char *, ...)
 		    __attribute__((format(printf, 1, 2), noreturn));
 

@@ -221,14 +221,22 @@ rundir_read(const struct config *cf, const struct coord *c,
 	    err, errlen)) != 0)
 		goto out;
 	if (pos != NULL) {
-		struct stat	ost;
+		struct statx	ox;
 
 		pos->size = st.st_size;
 		snprintf(one, sizeof(one), "%s.1", stream);
-		/* Only its identity: never opened, so a link is harmless. */
-		if (fstatat(rd.logfd, one, &ost, AT_SYMLINK_NOFOLLOW) == 0)
-			pos->rotated = (uint64_t)ost.st_ino ^
-			    ((uint64_t)ost.st_ctim.tv_nsec << 32);
+		/*
+		 * Only its identity, inode and birth (the service can change
+		 * a file's other times), and size; never opened, so a link
+		 * is harmless.
+		 */
+		if (statx(rd.logfd, one, AT_SYMLINK_NOFOLLOW, STATX_INO |
+		    STATX_BTIME | STATX_SIZE, &ox) == 0) {
+			pos->rotated = ox.stx_ino ^ ((ox.stx_mask &
+			    STATX_BTIME) ? (uint64_t)ox.stx_btime.tv_nsec <<
+			    32 ^ (uint64_t)ox.stx_btime.tv_sec : 0);
+			pos->rotated_size = (off_t)ox.stx_size;
+		}
 	}
 	if (from < 0) {
 		want = (size_t)st.st_size > max ? max : (size_t)st.st_size;

@@ -86,12 +86,13 @@ char	*rundir_read_tail(const struct config *, const struct coord *,
 	    const char *, size_t, size_t *, char *, size_t);
 
 /*
- * Where a log stands: its size, and an identity of <stream>.1 (0 when
- * there is none) that changes when the log is rotated.
+ * Where a log stands: its size, and the identity (0 when there is none)
+ * and size of <stream>.1, which a rotation makes anew.
  */
 struct rundir_pos {
 	off_t		size;
 	uint64_t	rotated;
+	off_t		rotated_size;	/* of <stream>.1 */
 };
 
 /*

@@ -17,9 +17,8 @@
  * GET /api/v1/services/{c}/logs/follow.  Each follower reads the log
  * through rundir (descriptors, no link followed) from where it stopped,
  * sending complete lines; when the log is rotated (shorter than where it
- * stopped, or a new <stream>.1) it says so and starts again at 0.  When
- * the supervisor says its service changed, it looks whether the service
- * is still there, and ends if not.
+ * stopped, or a new <stream>.1 as long) it says so and starts again at 0.
+ * When the supervisor says its service was deleted, it ends.
  *
  * Ulfius 2.7 grows its list of open WebSockets with realloc() outside
  * its lock, just after the handler returns, and shrinks it (under the
@@ -69,9 +68,11 @@
 #define STREAM_SNDBUF		(512 * 1024)
 #define STREAM_STUCK_MS		30000
 #define STREAM_PING_MS		25000
-#define STREAM_LOG_CHUNK	(64 * 1024)
+/* Escaped as JSON (\u00XX: 6 bytes a byte) it fits the send buffer. */
+#define STREAM_LOG_CHUNK	(16 * 1024)
 #define STREAM_LOG_TAIL_MAX	100000
 #define STREAM_GATE_MS		2000
+#define STREAM_PENDING_MS	10000
 #define STREAM_LOG_EVERY_MS	10000
 
 /* One encoded message, shared by the queues that hold it. */
@@ -91,10 +92,15 @@ struct stream_sub {
 };
 
 /* What one WebSocket is for; freed when Ulfius closes it. */
+enum stream_slot { STREAM_PENDING = 1, STREAM_RUNNING, STREAM_ABANDONED };
+
 struct stream_conn {
 	uint64_t		 gate;		/* held for its upgrade */
+	enum stream_slot	 slot;
+	int64_t			 since;		/* accepted (mono ms) */
+	struct stream_conn	*pnext;		/* pending or abandoned */
 	struct stream_conn	*fnext;		/* log followers */
-	atomic_int		 recheck;	/* its service changed */
+	atomic_int		 gone;		/* its service was deleted */
 	struct coord		 c;		/* log follow */
 	char			 stream[8];
 	long			 tail;
@@ -116,7 +122,8 @@ static struct stream_sub	*stream_subs;
 static atomic_int		 stream_nsubs;
 static struct stream_conn	*stream_follow;
 static atomic_int		 stream_nfollow;
-static atomic_int		 stream_open;	/* WebSockets, for the cap */
+static int			 stream_open;	/* places taken under the cap */
+static struct stream_conn	*stream_pending;	/* not started yet */
 static char			**stream_dirty;
 static size_t			 stream_ndirty;
 static int			 stream_overflow;
@@ -159,13 +166,15 @@ static int	 stream_events_write(struct _websocket_manager *,
 static void	 stream_logs_run(const struct _u_request *,
 		    struct _websocket_manager *, void *);
 static int	 stream_logs_poll(struct _websocket_manager *,
-		    struct stream_conn *, off_t *, struct rundir_pos *, int *);
-static void	 stream_refused(void);
+		    struct stream_conn *, off_t *, struct rundir_pos *);
 static int	 stream_gate_take(int, uint64_t *);
 static void	 stream_gate_give(uint64_t);
 static void	 stream_gate_exit(void *);
+static void	 stream_gate_settle(void);
+static int	 stream_slot_take(struct stream_conn *);
+static void	 stream_slot_move(struct stream_conn *, int);
+static void	 stream_slot_give(struct stream_conn *);
 static void	 stream_follow_list(struct stream_conn *, int);
-static int	 stream_follow_exists(struct stream_conn *);
 static int	 stream_send_lines(struct _websocket_manager *,
 		    const char *, char *, size_t);
 static struct stream_conn	*stream_conn_new(struct http_req *);
@@ -184,6 +193,7 @@ stream_start(const struct config *cf)
 		    strerror(errno));
 		return -1;
 	}
+	http_on_completed(stream_gate_settle);
 	if ((rc = pthread_create(&stream_thread, NULL, stream_main,
 	    NULL)) != 0) {
 		log_error("stream", "cannot start the stream thread: %s",
@@ -198,7 +208,8 @@ stream_start(const struct config *cf)
 void
 stream_stop(void)
 {
-	size_t	i;
+	struct stream_conn	*c;
+	size_t			 i;
 
 	if (!stream_running)
 		return;
@@ -208,6 +219,14 @@ stream_stop(void)
 	pthread_mutex_unlock(&stream_mtx);
 	pthread_join(stream_thread, NULL);
 	stream_running = 0;
+	/* Streams Ulfius never started nor closed (see the top). */
+	while ((c = stream_pending) != NULL) {
+		stream_pending = c->pnext;
+		stream_follow_list(c, 0);
+		stream_conn_free(c);
+	}
+	sem_destroy(&stream_gate);
+	pthread_key_delete(stream_gate_key);
 	for (i = 0; i < stream_ndirty; i++)
 		free(stream_dirty[i]);
 	free(stream_dirty);
@@ -216,14 +235,13 @@ stream_stop(void)
 }
 
 /*
- * The supervisor committed a change to service name (or deleted it).
+ * The supervisor committed a change to service name, or deleted it.
  * Nothing is kept while nobody listens.
  */
 void
-stream_service_changed(const char *name)
+stream_service_changed(const char *name, int deleted)
 {
 	char			**nd;
-
 	struct stream_conn	*f;
 
 	if (atomic_load(&stream_nsubs) == 0 &&
@@ -232,7 +250,7 @@ stream_service_changed(const char *name)
 	pthread_mutex_lock(&stream_mtx);
 	for (f = stream_follow; f != NULL; f = f->fnext)
 		if (strcmp(f->c.name, name) == 0)
-			atomic_store(&f->recheck, 1);
+			atomic_store(&f->gone, deleted);
 	if (stream_subs == NULL)
 		goto out;
 	if (stream_ndirty > 0 &&
@@ -307,11 +325,12 @@ stream_tick(sqlite3 *db)
 	if (stream_last_event < 0)
 		stream_last_event = store_last_event(db);
 	/* Newcomers: hello, then everything after the event it names. */
-	hello = stream_msg(json_pack("{s:s, s:I}", "type", "hello",
-	    "event_id", (json_int_t)stream_last_event));
+	hello = NULL;
 	pthread_mutex_lock(&stream_mtx);
-	for (s = stream_subs; s != NULL && hello != NULL; s = s->next)
-		if (!s->greeted) {
+	for (s = stream_subs; s != NULL; s = s->next)
+		if (!s->greeted && (hello != NULL || (hello = stream_msg(
+		    json_pack("{s:s, s:I}", "type", "hello", "event_id",
+		    (json_int_t)stream_last_event))) != NULL)) {
 			s->greeted = 1;
 			stream_push(s, hello);
 		}
@@ -588,8 +607,11 @@ stream_logs(struct http_req *r, void *arg)
 		goto fail;
 	}
 	json_decref(s);
+	/* Listed from now on: a delete while it opens is seen too. */
+	stream_follow_list(conn, 1);
 	if (stream_accept(r, conn, stream_logs_run) == 0)
 		return;
+	stream_follow_list(conn, 0);
  fail:
 	stream_conn_free(conn);
 }
@@ -603,7 +625,8 @@ stream_accept(struct http_req *r, struct stream_conn *conn,
     void (*fn)(const struct _u_request *, struct _websocket_manager *,
     void *))
 {
-	const char	*up = http_header(r, "Upgrade");
+	static struct log_limit	 refused;
+	const char		*up = http_header(r, "Upgrade");
 
 	if (up == NULL || strcasecmp(up, "websocket") != 0 ||
 	    http_header(r, "Sec-WebSocket-Key") == NULL) {
@@ -617,47 +640,95 @@ stream_accept(struct http_req *r, struct stream_conn *conn,
 		    http_header(r, "Origin"));
 		return -1;
 	}
-	if (atomic_fetch_add(&stream_open, 1) >= (int)stream_cf->max_streams) {
-		atomic_fetch_sub(&stream_open, 1);
+	if (stream_slot_take(conn) != 0) {
 		u_map_put(r->res->map_header, "Retry-After", "5");
 		http_problem(r, 503, "too many open streams: max_streams is %u; "
 		    "close one or raise the limit", stream_cf->max_streams);
-		stream_refused();
+		log_limited(&refused, STREAM_LOG_EVERY_MS, LOG_LVL_WARN,
+		    "stream", "stream refused: max_streams (%u) are open",
+		    stream_cf->max_streams);
 		return -1;
 	}
 	if (stream_gate_take(1, &conn->gate) != 0) {
-		atomic_fetch_sub(&stream_open, 1);
+		stream_slot_give(conn);
 		u_map_put(r->res->map_header, "Retry-After", "1");
 		http_problem(r, 503, "streams are opening or closing too slowly "
-		    "just now; try again");
+		    "just now; try again in a second");
 		return -1;
 	}
 	if (ulfius_set_websocket_response(r->res, NULL, NULL, fn, conn, NULL,
 	    NULL, stream_closed, conn) != U_OK) {
 		stream_gate_give(conn->gate);
-		atomic_fetch_sub(&stream_open, 1);
-		http_problem(r, 500, "cannot open the stream");
+		stream_slot_give(conn);
+		http_problem(r, 500, "cannot open the stream (out of memory?); "
+		    "try again");
 		return -1;
 	}
 	stream_gate_mine = conn->gate;
 	return 0;
 }
 
-/* One line per STREAM_LOG_EVERY_MS for refusals, with their count. */
-static void
-stream_refused(void)
+/*
+ * Takes a place under max_streams for conn, which waits (pending) for
+ * its writer to start.  A place pending longer than STREAM_PENDING_MS
+ * is given back first: its connection closed before the upgrade, and
+ * Ulfius never tells (see the top).
+ */
+static int
+stream_slot_take(struct stream_conn *conn)
 {
-	static atomic_llong	last;
-	static atomic_int	count;
-	int64_t			now = store_mono_ms(), l = atomic_load(&last);
-	int			n = atomic_fetch_add(&count, 1) + 1;
+	struct stream_conn	*c;
+	int64_t			 now = store_mono_ms();
+	int			 rc = -1;
 
-	if (now - l < STREAM_LOG_EVERY_MS ||
-	    !atomic_compare_exchange_strong(&last, &l, now))
-		return;
-	atomic_fetch_sub(&count, n);
-	log_warn("stream", "%d stream%s refused: max_streams (%u) are open", n,
-	    n == 1 ? "" : "s", stream_cf->max_streams);
+	pthread_mutex_lock(&stream_mtx);
+	for (c = stream_pending; c != NULL; c = c->pnext)
+		if (c->slot == STREAM_PENDING &&
+		    now - c->since > STREAM_PENDING_MS) {
+			c->slot = STREAM_ABANDONED;
+			stream_open--;
+			log_warn("stream", "a stream's connection closed before "
+			    "it opened; its place is free again");
+		}
+	if (stream_open < (int)stream_cf->max_streams) {
+		stream_open++;
+		conn->slot = STREAM_PENDING;
+		conn->since = now;
+		conn->pnext = stream_pending;
+		stream_pending = conn;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&stream_mtx);
+	return rc;
+}
+
+/*
+ * The writer started (running), or Ulfius is done with conn (closed):
+ * conn leaves the pending list, and its place is counted or given back.
+ */
+static void
+stream_slot_move(struct stream_conn *conn, int running)
+{
+	struct stream_conn	**pp;
+
+	pthread_mutex_lock(&stream_mtx);
+	for (pp = &stream_pending; *pp != NULL; pp = &(*pp)->pnext)
+		if (*pp == conn) {
+			*pp = conn->pnext;
+			break;
+		}
+	if (running && conn->slot == STREAM_ABANDONED)
+		stream_open++;	/* late after all */
+	else if (!running && conn->slot != STREAM_ABANDONED)
+		stream_open--;
+	conn->slot = running ? STREAM_RUNNING : STREAM_ABANDONED;
+	pthread_mutex_unlock(&stream_mtx);
+}
+
+static void
+stream_slot_give(struct stream_conn *conn)
+{
+	stream_slot_move(conn, 0);
 }
 
 /* Ulfius's last word on a stream, whether it ever opened or not. */
@@ -666,7 +737,6 @@ stream_closed(const struct _u_request *req, struct _websocket_manager *wsm,
     void *arg)
 {
 	struct stream_conn	*conn = arg;
-
 	uint64_t		 tok;
 
 	(void)req;
@@ -674,11 +744,17 @@ stream_closed(const struct _u_request *req, struct _websocket_manager *wsm,
 	if (conn->gate != 0) {
 		/* It never started: Ulfius gave up in the handler's thread. */
 		stream_gate_give(conn->gate);
-	} else if (stream_gate_take(0, &tok) == 0 &&
-	    pthread_setspecific(stream_gate_key, (void *)(uintptr_t)tok) != 0)
-		stream_gate_give(tok);
+	} else {
+		/* Its thread ends next, after Ulfius unlists it. */
+		while (stream_gate_take(0, &tok) != 0)
+			continue;
+		if (pthread_setspecific(stream_gate_key,
+		    (void *)(uintptr_t)tok) != 0)
+			stream_gate_give(tok);
+	}
+	stream_slot_give(conn);
+	stream_follow_list(conn, 0);
 	stream_conn_free(conn);
-	atomic_fetch_sub(&stream_open, 1);
 }
 
 /*
@@ -692,12 +768,7 @@ stream_gate_take(int upgrade, uint64_t *tok)
 	uint64_t	o;
 	int64_t		since;
 
-	/*
-	 * Back in a handler after an upgrade of this thread's: Ulfius has
-	 * listed that stream, which may wait for this thread to start.
-	 */
-	stream_gate_give(stream_gate_mine);
-	stream_gate_mine = 0;
+	stream_gate_settle();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += STREAM_GATE_MS / 1000;
 	while (sem_timedwait(&stream_gate, &ts) != 0) {
@@ -707,11 +778,8 @@ stream_gate_take(int upgrade, uint64_t *tok)
 		since = atomic_load(&stream_gate_since);
 		/* An upgrade that never started: its gate is ours now. */
 		if ((o & 1) && store_mono_ms() - since >= STREAM_GATE_MS &&
-		    atomic_compare_exchange_strong(&stream_gate_owner, &o, 0)) {
-			log_warn("stream", "a stream's connection closed before "
-			    "it opened; going on");
+		    atomic_compare_exchange_strong(&stream_gate_owner, &o, 0))
 			break;
-		}
 		return -1;
 	}
 	*tok = (atomic_fetch_add(&stream_gate_gen, 1) + 1) << 1 |
@@ -719,6 +787,19 @@ stream_gate_take(int upgrade, uint64_t *tok)
 	atomic_store(&stream_gate_since, store_mono_ms());
 	atomic_store(&stream_gate_owner, *tok);
 	return 0;
+}
+
+/*
+ * This HTTP thread is past the request whose upgrade took the gate:
+ * Ulfius has listed that stream (it does so before the handler's
+ * answer leaves), so the gate goes back.  libmicrohttpd calls this at
+ * the end of every request, a connection closed before its upgrade too.
+ */
+static void
+stream_gate_settle(void)
+{
+	stream_gate_give(stream_gate_mine);
+	stream_gate_mine = 0;
 }
 
 /* Gives the gate back if tok still holds it. */
@@ -741,7 +822,8 @@ stream_gate_exit(void *tok)
 
 /*
  * A writer starts: Ulfius has listed the stream (the gate goes back),
- * keeps nothing of it in its lists, and the send buffer has a known size.
+ * its place is counted, Ulfius keeps nothing of it in its lists, and
+ * the send buffer has a known size.
  */
 static void
 stream_setup(struct _websocket_manager *wsm, struct stream_conn *conn)
@@ -750,7 +832,7 @@ stream_setup(struct _websocket_manager *wsm, struct stream_conn *conn)
 
 	stream_gate_give(conn->gate);
 	conn->gate = 0;
-
+	stream_slot_move(conn, 1);
 	wsm->keep_messages = U_WEBSOCKET_KEEP_NONE;
 	if (setsockopt(wsm->mhd_sock, SOL_SOCKET, SO_SNDBUFFORCE, &size,
 	    sizeof(size)) != 0)
@@ -909,7 +991,7 @@ stream_logs_run(const struct _u_request *req, struct _websocket_manager *wsm,
 	char			*text, err[512];
 	size_t			 len;
 	off_t			 off;
-	int			 moved = 0, rc;
+	int			 rc;
 
 	(void)req;
 	stream_setup(wsm, conn);
@@ -924,20 +1006,17 @@ stream_logs_run(const struct _u_request *req, struct _websocket_manager *wsm,
 	rc = conn->tail == 0 ? 0 : stream_send_lines(wsm, conn->stream, text,
 	    len);
 	free(text);
-	stream_follow_list(conn, 1);
 	while (rc == 0 && stream_alive(wsm))
-		if (atomic_exchange(&conn->recheck, 0) &&
-		    !stream_follow_exists(conn)) {
+		if (atomic_load(&conn->gone)) {
 			(void)stream_send_json(wsm, json_pack("{s:s, s:s}",
 			    "type", "error", "detail", "the service was "
 			    "deleted"));
 			rc = -1;
-		} else if ((rc = stream_logs_poll(wsm, conn, &off, &pos,
-		    &moved)) == 0)
+		} else if ((rc = stream_logs_poll(wsm, conn, &off, &pos)) ==
+		    0)
 			poll(NULL, 0, STREAM_TICK_MS);
 		else if (rc == 1)
 			rc = 0;	/* more to read at once */
-	stream_follow_list(conn, 0);
 }
 
 /* Adds (add) or removes conn from the followers the supervisor tells. */
@@ -962,28 +1041,16 @@ stream_follow_list(struct stream_conn *conn, int add)
 	pthread_mutex_unlock(&stream_mtx);
 }
 
-/* Whether the followed service is still there (a store read). */
-static int
-stream_follow_exists(struct stream_conn *conn)
-{
-	sqlite3	*db = store_db();
-	json_t	*s;
-
-	if (db == NULL || (s = service_get(db, conn->c.name)) == NULL)
-		return db == NULL;
-	json_decref(s);
-	return 1;
-}
-
 /*
  * Sends what the log holds past *off (complete lines), or that it was
- * rotated.  A new <stream>.1 with the log not yet shorter is looked at
- * again once: the rotation copies first and truncates after.  Returns
- * 0, 1 when there is more to read at once, -1 when the stream is over.
+ * rotated: it is shorter than *off, or a new <stream>.1 holds at least
+ * *off bytes (the log was copied there, truncated, and grew again since
+ * the last look).  Returns 0, 1 when there is more to read at once, -1
+ * when the stream is over.
  */
 static int
 stream_logs_poll(struct _websocket_manager *wsm, struct stream_conn *conn,
-    off_t *off, struct rundir_pos *last, int *moved)
+    off_t *off, struct rundir_pos *last)
 {
 	struct rundir_pos	 pos;
 	char			*buf, *nl, err[512];
@@ -996,15 +1063,14 @@ stream_logs_poll(struct _websocket_manager *wsm, struct stream_conn *conn,
 		    "error", "detail", err));
 		return -1;
 	}
-	if (pos.size < *off || (pos.rotated != last->rotated && *moved)) {
+	if (pos.size < *off || (pos.rotated != last->rotated &&
+	    pos.rotated_size >= *off)) {
 		*off = 0;
-		*moved = 0;
 		*last = pos;
 		free(buf);
 		return stream_send_json(wsm, json_pack("{s:s, s:s}", "type",
 		    "rotated", "stream", conn->stream)) == 0 ? 1 : -1;
 	}
-	*moved = pos.rotated != last->rotated;
 	if ((nl = memrchr(buf, '\n', len)) != NULL)
 		cut = (size_t)(nl - buf) + 1;
 	else if (len == STREAM_LOG_CHUNK)

@@ -13,7 +13,7 @@
 
 int	stream_start(const struct config *);
 void	stream_stop(void);
-void	stream_service_changed(const char *);
+void	stream_service_changed(const char *, int);
 void	stream_events(struct http_req *, void *);
 void	stream_logs(struct http_req *, void *);
 

@@ -248,7 +248,8 @@ sup_on_change(sup_listener fn)
 
 /*
  * fn is called, on the supervisor thread, with the name of each service
- * a commit changed or deleted, once the store holds the change.
+ * a commit changed or deleted (and whether it was deleted), once the
+ * store holds the change.
  */
 void
 sup_on_service(sup_svc_listener fn)
@@ -2113,18 +2114,21 @@ sup_reload(const char *name)
 	sqlite3_finalize(st);
 }
 
-/* The services this (committed) wake-up changed or deleted, by name. */
+/*
+ * The services this (committed) wake-up deleted, then those it changed
+ * (one deleted and made again is last told as there).
+ */
 static void
 sup_tell_services(void)
 {
 	size_t	i;
 
-	for (i = 0; i < sup_nsvcs; i++)
-		if (sup_svcs[i]->touched == sup_w.seq)
-			sup_svc_listen(sup_svcs[i]->c.name);
 	for (i = 0; i < sup_w.nforgot; i++)
 		if (sup_w.forgot[i] != NULL)
-			sup_svc_listen(sup_w.forgot[i]);
+			sup_svc_listen(sup_w.forgot[i], 1);
+	for (i = 0; i < sup_nsvcs; i++)
+		if (sup_svcs[i]->touched == sup_w.seq)
+			sup_svc_listen(sup_svcs[i]->c.name, 0);
 }
 
 /*

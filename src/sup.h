@@ -33,7 +33,7 @@ enum sup_op {
 
 /* Told (on the supervisor thread) once a state change is committed. */
 typedef void	(*sup_listener)(void);
-typedef void	(*sup_svc_listener)(const char *);
+typedef void	(*sup_svc_listener)(const char *, int);
 
 void	sup_on_change(sup_listener);
 void	sup_on_service(sup_svc_listener);

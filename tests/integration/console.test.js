@@ -20,7 +20,7 @@ const path = require('node:path');
 const WebSocket = require('ws');
 const {
   SANITIZED, startNodee, request, sleep, tmpdir, waitFor, waitFile, stopClean, q,
-  rundir, killLeftovers,
+  rundir, killLeftovers, sanitizerReport,
 } = require('./lib');
 const { makeZip } = require('./zipper');
 const { Depot } = require('./depot');
@@ -1093,6 +1093,57 @@ test('max_streams: past the cap the upgrade is refused with 503 naming the limit
 });
 
 // ----------------------------------------------------------- a slow reader
+
+test('clients that reset before the 101 leave no place taken, no gate held, and a prompt SIGTERM', async (t) => {
+  // libmicrohttpd never starts an upgrade whose client reset before the
+  // answer, and Ulfius 2.7 never tells: nodee must not count on it.
+  const d = await startDaemon(['max_streams = 2']);
+  const head = `GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1:${d.port}\r\n` +
+    `Authorization: Bearer ${d.token}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+  try {
+    for (let i = 0; i < 60; i++) {
+      await new Promise((resolve) => {
+        const s = net.connect(d.port, '127.0.0.1', () => {
+          s.write(head);
+          // Gone at once, with a reset, at several moments around the handler.
+          setTimeout(() => { s.resetAndDestroy(); resolve(); }, i % 4);
+        });
+        s.on('error', () => resolve());
+      });
+    }
+    // Both places can be taken (at once, or after nodee gave back those
+    // of upgrades that never started), and the streams work.
+    const t0 = Date.now();
+    const open = [];
+    while (open.length < 2) {
+      const w = await wsOpen(d, '/api/v1/stream').catch((e) => {
+        if (e.status !== 503) throw e;
+        return null;
+      });
+      if (w) open.push(w);
+      else if (Date.now() - t0 > 20000) assert.fail('places still taken 20 s after the resets');
+      else await sleep(250);
+    }
+    for (const w of open) await w.wait((m) => m.type === 'hello', 'hello');
+    t.diagnostic(`both places free ${Date.now() - t0} ms after the resets`);
+    // The plain API answers at once (no HTTP thread waits on the gate).
+    const t1 = Date.now();
+    assert.equal((await d.req({ path: '/api/v1/node' })).status, 200);
+    assert.ok(Date.now() - t1 < 1500, `GET /api/v1/node took ${Date.now() - t1} ms`);
+    for (const w of open) await w.close();
+    // SIGTERM ends it within the grace (10 s) and cleanly.
+    const t2 = Date.now();
+    d.stoppedHere = true;
+    const ex = await d.stop();
+    assert.deepEqual(ex, { code: 0, signal: null }, d.stderr.split('\n').slice(-20).join('\n'));
+    assert.ok(Date.now() - t2 < 15000, `SIGTERM took ${Date.now() - t2} ms`);
+    assert.equal(sanitizerReport(d.stderr), null);
+    t.diagnostic(`SIGTERM after the resets: ${Date.now() - t2} ms`);
+  } finally {
+    if (!d.exited) await finish(d);
+  }
+});
 
 test('a slow reader never blocks the daemon or other readers: it gets a dropped notice or is disconnected', async (t) => {
   const d = await startDaemon();
