@@ -93,9 +93,14 @@ test('login: a wrong token is refused with a message, the right one opens the no
   assert.equal(new URL(page.url()).hash, '#/node');
   await waitText(page, 'node-version', /^\d+\.\d+/);
   await waitText(page, 'node-zk-state', /disabled/);
-  // Two samples make a line in each chart (one every 3 s).
-  await page.waitForSelector(`${sel('chart-load')} polyline`, { timeout: 10000 });
-  await page.waitForSelector(`${sel('chart-memory')} polyline`);
+  // Two samples make a line in each chart (one every 3 s).  A flat line
+  // has no height, which Playwright calls hidden: count its points.
+  for (const chart of ['chart-load', 'chart-memory']) {
+    await page.waitForFunction((q) => {
+      const l = document.querySelector(q);
+      return l !== null && l.getAttribute('points').trim().split(/\s+/).length >= 2;
+    }, `${sel(chart)} polyline`, { timeout: 15000 });
+  }
   await shot(page, 'node');
 });
 
