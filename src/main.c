@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/param.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,6 +55,9 @@ struct daemon_flags {
 };
 
 static void	usage(FILE *);
+static const char	*nearest(const char *, const char *const *);
+
+static const char *const commands[] = { "daemon", "version", "help", NULL };
 static int	daemon_main(int, char **);
 static void	daemon_config(struct config *, int, char **, int *);
 static void	daemon_flags(struct daemon_flags *, int, char **);
@@ -95,8 +99,45 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (argc < 2)
+		fprintf(stderr, "nodee: a command is needed\n");
+	else
+		fprintf(stderr, "nodee: unknown command '%s'; did you mean "
+		    "'%s'?\n", argv[1], nearest(argv[1], commands));
 	usage(stderr);
 	return 2;
+}
+
+/* The word of words (NULL-terminated) fewest edits away from s. */
+static const char *
+nearest(const char *s, const char *const *words)
+{
+	size_t		 i, j, k, n = strlen(s), best = SIZE_MAX, d[64];
+	const char	*w = words[0];
+
+	if (n >= sizeof(d) / sizeof(d[0]))
+		return w;
+	for (k = 0; words[k] != NULL; k++) {
+		/* Levenshtein distance, one row at a time. */
+		for (j = 0; j <= n; j++)
+			d[j] = j;
+		for (i = 1; words[k][i - 1] != '\0'; i++) {
+			size_t	diag = d[0], up;
+
+			d[0] = i;
+			for (j = 1; j <= n; j++) {
+				up = d[j];
+				d[j] = MIN(MIN(d[j] + 1, d[j - 1] + 1), diag +
+				    (words[k][i - 1] != s[j - 1]));
+				diag = up;
+			}
+		}
+		if (d[n] < best) {
+			best = d[n];
+			w = words[k];
+		}
+	}
+	return w;
 }
 
 static void

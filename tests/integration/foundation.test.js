@@ -28,7 +28,7 @@ async function stopClean(d) {
   assert.deepEqual(r, { code: 0, signal: null }, d.stderr);
 }
 
-test('nodee --version and --help', async () => {
+test('nodee --version and --help; an unknown command is named, with the nearest', async () => {
   const v = await runNodee(['--version']);
   assert.equal(v.code, 0);
   assert.match(v.stdout, /^nodee \d+\.\d+\.\d+\n$/);
@@ -39,6 +39,14 @@ test('nodee --version and --help', async () => {
   }
   const bad = await runNodee(['daemon', '--no-such-flag']);
   assert.equal(bad.code, 2);
+  // An unknown command says so, with the nearest one, then the usage.
+  const un = await runNodee(['daemn']);
+  assert.equal(un.code, 2);
+  assert.match(un.stderr, /^nodee: unknown command 'daemn'; did you mean 'daemon'\?\nusage: /);
+  assert.match((await runNodee(['verson'])).stderr, /did you mean 'version'\?/);
+  const none = await runNodee([]);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /^nodee: a command is needed\nusage: /);
 });
 
 test('a fresh prefix gets its layout, a private token and a migrated store', async () => {
