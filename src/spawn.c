@@ -85,6 +85,7 @@ static const struct {
 };
 
 static void	 spawn_plan_init(struct spawn_plan *);
+static void	 spawn_unsearchable(const char *, char *, size_t);
 static int	 spawn_command(const json_t *, const char *, const char *,
 		    const char *, char *, size_t, char *, size_t);
 static int	 spawn_manifest_command(const char *, const char *, char *,
@@ -221,11 +222,19 @@ spawn_exec(const struct spawn_plan *p, pid_t *pidp, char *err,
 		*pidp = pid;
 		return 0;
 	}
-	if (r == (ssize_t)sizeof(msg))
-		snprintf(err, errlen, "%s %.400s failed: %s", msg[0] >= 0 &&
-		    msg[0] < SPAWN_NSTEPS ? spawn_step_names[msg[0]] :
-		    "start", p->path, strerror(msg[1]));
-	else {
+	if (r == (ssize_t)sizeof(msg)) {
+		char	dir[PATH_MAX] = "";
+
+		if (msg[1] == EACCES)
+			spawn_unsearchable(p->path, dir, sizeof(dir));
+		snprintf(err, errlen, "%s %.400s failed: %s%s%.300s%s",
+		    msg[0] >= 0 && msg[0] < SPAWN_NSTEPS ?
+		    spawn_step_names[msg[0]] : "start", p->path,
+		    strerror(msg[1]), dir[0] ? " (" : "", dir, dir[0] ?
+		    " lets only its owner and group through: allow others "
+		    "to search it, chmod o+x, or use a prefix outside it)" :
+		    "");
+	} else {
 		/* Whether it execs is unknown: it must not run unwatched. */
 		snprintf(err, errlen, "cannot learn whether %.400s started: "
 		    "%s", p->path, r == -1 ? strerror(errno) : "short read");
@@ -236,6 +245,30 @@ spawn_exec(const struct spawn_plan *p, pid_t *pidp, char *err,
 	return -1;
 }
 
+
+/*
+ * The first directory on the way to path that others (a service's own
+ * uid) cannot search, such as a home directory of mode 0700, into dir;
+ * "" when there is none.
+ */
+static void
+spawn_unsearchable(const char *path, char *dir, size_t dirlen)
+{
+	struct stat	st;
+	char		buf[PATH_MAX], *slash;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	dir[0] = '\0';
+	for (slash = buf; (slash = strchr(slash + 1, '/')) != NULL;) {
+		*slash = '\0';
+		if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode) &&
+		    (st.st_mode & 0001) == 0) {
+			snprintf(dir, dirlen, "%s", buf);
+			return;
+		}
+		*slash = '/';
+	}
+}
 
 /* An empty plan: what spawn_plan_free() leaves and may free again. */
 static void

@@ -574,6 +574,30 @@ test_exec_missing(void **state)
 	fx_close(&f);
 }
 
+/*
+ * A directory on the way that the service's uid cannot search (a home
+ * directory of mode 0700): the error names it and says what to do.
+ */
+static void
+test_exec_unsearchable(void **state)
+{
+	struct fx		f;
+	struct spawn_plan	p;
+	char			err[1024];
+	pid_t			pid = 0;
+
+	fx_open(&f, *state);
+	built(&f, "{\"artifact\": \"g:a:1\"}", NULL, FAKE_UID, 1, &p);
+	assert_int_equal(chmod(f.adir, 0700), 0);
+	assert_int_equal(spawn_exec(&p, &pid, err, sizeof(err)), -1);
+	assert_contains(err, "Permission denied");
+	assert_contains(err, f.adir);
+	assert_contains(err, "chmod o+x");
+	assert_int_equal(chmod(f.adir, 0755), 0);
+	spawn_plan_free(&p);
+	fx_close(&f);
+}
+
 /* A step before execve names itself: a cwd that is not a directory. */
 static void
 test_exec_step(void **state)
@@ -617,6 +641,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_exec_root_remount,
 		    unit_dir_setup, unit_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_exec_missing,
+		    unit_dir_setup, unit_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_exec_unsearchable,
 		    unit_dir_setup, unit_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_exec_step,
 		    unit_dir_setup, unit_dir_teardown),
