@@ -3,11 +3,11 @@
 
 VERSION	:= 0.1.0
 CC	?= cc
-PKGS	:= libulfius libmicrohttpd jansson gnutls sqlite3 libcurl libzip
+PKGS	:= libulfius libmicrohttpd jansson gnutls sqlite3 libcurl libzip libsystemd
 DEB_PKGS := build-essential pkg-config libulfius-dev libmicrohttpd-dev \
 	libjansson-dev libcurl4-gnutls-dev libgnutls28-dev libsqlite3-dev \
 	libzip-dev zip unzip libcmocka-dev sqlite3 curl openssl nodejs npm cppcheck clang-tidy \
-	libzookeeper-mt-dev zookeeper chromium
+	libzookeeper-mt-dev zookeeper chromium libsystemd-dev
 
 # Empty until `make deps` has installed the -dev packages.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -36,7 +36,7 @@ OBJS	 = $(MODULES:%=build/%.o) build/gen/embedded.o
 SAN_OBJS = $(MODULES:%=build/san/%.o) build/san/embedded.o
 
 .PHONY: all run test test-unit test-integration test-browser test-asan lint \
-	clean deps format bench
+	clean deps format bench install
 
 all: nodee
 
@@ -76,10 +76,16 @@ build/test_%: tests/unit/test_%.c $(OBJS)
 deps:
 	@sh tools/deps.sh $(DEB_PKGS)
 
+# make run LISTEN=127.0.0.1:9090 PREFIX=/tmp/n: another address or prefix.
+RUN_LISTEN = $(or $(LISTEN),127.0.0.1:8080)
+RUN_PREFIX = $(or $(PREFIX),./var)
+
 run: deps
 	@$(MAKE) --no-print-directory all
-	./nodee daemon --config conf/nodee.conf --prefix ./var \
-		--listen 127.0.0.1:8080 --show-login
+	@echo "nodee on http://$(RUN_LISTEN)/ with prefix $(RUN_PREFIX); in another terminal:"
+	@echo "  curl -H \"Authorization: Bearer \$$(cat $(RUN_PREFIX)/state/token)\" http://$(RUN_LISTEN)/api/v1/node"
+	./nodee daemon --config conf/nodee.conf --prefix $(RUN_PREFIX) \
+		--listen $(RUN_LISTEN) --show-login
 
 export ASAN_OPTIONS := detect_leaks=1:abort_on_error=0:exitcode=86
 export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
@@ -126,6 +132,23 @@ bench: deps tests/node_modules/.package-lock.json
 	node tests/bench/services.js
 	node tests/bench/registry.js
 	node tests/bench/prepare.js
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the example
+# configuration (kept if there is one) and the systemd unit.
+INSTALL_PREFIX = $(or $(PREFIX),/usr/local)
+
+install: nodee
+	install -D -m 0755 nodee $(DESTDIR)$(INSTALL_PREFIX)/bin/nodee
+	@if [ -e $(DESTDIR)/etc/nodee/nodee.conf ]; then \
+		echo "keeping $(DESTDIR)/etc/nodee/nodee.conf"; \
+	else \
+		install -D -m 0644 conf/nodee.conf $(DESTDIR)/etc/nodee/nodee.conf; \
+	fi
+	sed 's|/usr/local/bin/nodee|$(INSTALL_PREFIX)/bin/nodee|' conf/nodee.service \
+		> nodee.service.tmp
+	install -D -m 0644 nodee.service.tmp \
+		$(DESTDIR)/lib/systemd/system/nodee.service
+	@rm -f nodee.service.tmp
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \

@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "api.h"
 #include "artifact.h"
 #include "auth.h"
@@ -55,6 +57,7 @@ struct daemon_flags {
 };
 
 static void	usage(FILE *);
+static void	daemon_ready(const struct config *);
 static const char	*nearest(const char *, const char *const *);
 
 static const char *const commands[] = { "daemon", "version", "help", NULL };
@@ -198,6 +201,7 @@ daemon_main(int argc, char **argv)
 		fatal("%s", err);
 	log_info("main", "nodee %s started: instance %s, cell %s, prefix %s",
 	    NODEE_VERSION, cf.instance, cf.cell, cf.prefix);
+	daemon_ready(&cf);
 	if (show_login)
 		daemon_login(&cf, token);
 
@@ -316,6 +320,27 @@ daemon_wait(const sigset_t *sigs, siginfo_t *si)
 }
 
 /*
+ * systemd (Type=notify) learns that the store, the supervisor and the
+ * HTTP server are up, with a status line; nothing without NOTIFY_SOCKET.
+ */
+static void
+daemon_ready(const struct config *cf)
+{
+	sqlite3_stmt	*st;
+	sqlite3		*db = store_db();
+	long long	 n = 0;
+
+	if (db != NULL && sqlite3_prepare_v2(db, "SELECT count(*) FROM "
+	    "services", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	(void)sd_notifyf(0, "READY=1\nSTATUS=serving on %s; %lld service%s",
+	    cf->listen, n, n == 1 ? "" : "s");
+}
+
+/*
  * Shutdown: the cell hears that the node is stopping before the API
  * goes away.  The services keep running; the next nodee adopts them.
  */
@@ -324,6 +349,7 @@ daemon_stop(const struct config *cf, int64_t started_ms, int sig)
 {
 	json_t	*detail;
 
+	(void)sd_notify(0, "STOPPING=1");
 	registry_stopping();
 	http_stop(NODEE_SHUTDOWN_GRACE_S);
 	stream_stop();

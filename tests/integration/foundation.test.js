@@ -7,10 +7,10 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { execFileSync } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 const {
   tmpdir, freePort, request, runNodee, startNodee, sanitizerReport, sqlRows,
-  sql,
+  sql, waitFor,
 } = require('./lib');
 
 function assertProblem(r, status, detailPattern) {
@@ -204,6 +204,37 @@ test('unknown paths are 404 and wrong methods 405, as problem+json', async () =>
     assert.equal(r.headers.allow, 'GET');
   } finally {
     await stopClean(d);
+  }
+});
+
+test('systemd: READY=1 with a STATUS line once it serves, STOPPING=1 at SIGTERM (Type=notify)', async () => {
+  const dir = tmpdir('notify');
+  const bin = path.join(dir, 'notifyd');
+  execFileSync('cc', ['-O2', '-Wall', '-o', bin, path.join(__dirname, 'notifyd.c')]);
+  const sock = path.join(dir, 'notify.sock');
+  const rx = spawn(bin, [sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let got = '';
+  rx.stdout.on('data', (x) => { got += x; });
+  try {
+    await waitFor(() => got.includes('listening\n'), 'the notify socket');
+    const d = await startNodee({ env: { NOTIFY_SOCKET: sock } });
+    try {
+      await waitFor(() => /READY=1/.test(got), 'READY=1');
+      assert.match(got, /^READY=1\|STATUS=serving on 127\.0\.0\.1:\d+; 0 services$/m);
+      // Ready means the API answers.
+      assert.equal((await d.req({ path: '/api/v1/node' })).status, 200);
+    } finally {
+      await stopClean(d);
+    }
+    await waitFor(() => /STOPPING=1/.test(got), 'STOPPING=1');
+    // And the unit that goes with it.
+    const unit = fs.readFileSync(path.join(__dirname, '../../conf/nodee.service'), 'utf8');
+    for (const line of ['Type=notify', 'KillMode=process', 'Restart=on-failure']) {
+      assert.ok(unit.split('\n').includes(line), `conf/nodee.service has ${line}`);
+    }
+  } finally {
+    rx.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 

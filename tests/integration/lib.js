@@ -109,7 +109,9 @@ function runNodee(args, opts = {}) {
 function cleanEnv() {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (!k.startsWith('NODEE_')) env[k] = v;
+    // NOTIFY_SOCKET too: a daemon under test must not tell a systemd
+    // that runs the tests that it is ready.
+    if (!k.startsWith('NODEE_') && k !== 'NOTIFY_SOCKET') env[k] = v;
   }
   return env;
 }
