@@ -20,7 +20,8 @@ const path = require('node:path');
 const WebSocket = require('ws');
 const {
   SANITIZED, startNodee, request, sleep, tmpdir, waitFor, waitFile, stopClean, q,
-  rundir, killLeftovers, sanitizerReport,
+  rundir, killLeftovers, sanitizerReport, svcGet: getSvc, svcPut: put, waitSvc,
+  isRunning, putRunning,
 } = require('./lib');
 const { makeZip } = require('./zipper');
 const { Depot } = require('./depot');
@@ -138,35 +139,6 @@ function assertProblem(r, status, detail) {
 
 const enc = encodeURIComponent;
 
-async function put(d, coord, spec) {
-  return d.req({ method: 'PUT', path: `/api/v1/services/${enc(coord)}`, body: spec });
-}
-
-async function getSvc(d, coord) {
-  return d.req({ path: `/api/v1/services/${enc(coord)}` });
-}
-
-async function waitSvc(d, coord, pred, what, timeoutMs = 20000) {
-  let last;
-  try {
-    return await waitFor(async () => {
-      const r = await getSvc(d, coord);
-      last = r.text;
-      return r.status === 200 && pred(r.json) ? r.json : null;
-    }, `${coord}: ${what}`, timeoutMs);
-  } catch (e) {
-    e.message += `\nlast: ${last}\ndaemon log:\n${d.stderr.split('\n').slice(-20).join('\n')}`;
-    throw e;
-  }
-}
-
-const isRunning = (s) => s.state === 'running' && s.pid > 0;
-
-async function putRunning(d, coord, spec) {
-  const r = await put(d, coord, spec);
-  assert.ok([200, 201, 202].includes(r.status), r.text);
-  return waitSvc(d, coord, isRunning, 'running');
-}
 
 // Deletes every service, waits until they are gone, kills what is left.
 async function removeAll(d) {

@@ -298,8 +298,42 @@ function killLeftovers(prefix) {
   return [...killed].sort((a, b) => a - b);
 }
 
+// Services through the API.  The coordinate goes into the path as it is
+// (tests of path tricks depend on it): encode it if it needs encoding.
+function svcGet(d, coord) {
+  return d.req({ path: `/api/v1/services/${coord}` });
+}
+
+function svcPut(d, coord, spec) {
+  return d.req({ method: 'PUT', path: `/api/v1/services/${coord}`, body: spec });
+}
+
+// Waits until the service matches pred; resolves with it.
+async function waitSvc(d, coord, pred, what, timeoutMs = 20000) {
+  let last;
+  try {
+    return await waitFor(async () => {
+      const r = await svcGet(d, coord);
+      last = r.text;
+      return r.status === 200 && pred(r.json) ? r.json : null;
+    }, `${coord}: ${what}`, timeoutMs);
+  } catch (e) {
+    e.message += `\nlast: ${last}\ndaemon log:\n${d.stderr.split('\n').slice(-30).join('\n')}`;
+    throw e;
+  }
+}
+
+const isRunning = (s) => s.state === 'running' && s.pid > 0;
+
+async function putRunning(d, coord, spec) {
+  const r = await svcPut(d, coord, spec);
+  assert.ok([200, 201, 202].includes(r.status), r.text);
+  return waitSvc(d, coord, isRunning, 'running');
+}
+
 module.exports = {
   BIN, SANITIZED, tmpdir, freePort, sleep, request, runNodee, startNodee,
   sanitizerReport, sql, sqlRows, cleanEnv, waitFor, readIf, waitFile, procStat,
   serviceGroups, stopClean, db, q, esc, rundir, alive, procStart, killLeftovers,
+  svcGet, svcPut, waitSvc, isRunning, putRunning,
 };

@@ -19,6 +19,7 @@ const { spawn, execFileSync } = require('node:child_process');
 const {
   startNodee, sanitizerReport, sqlRows, sleep, tmpdir, waitFor, readIf, waitFile, procStat,
   serviceGroups, stopClean, db, q, esc, rundir, alive, procStart, killLeftovers,
+  svcGet: get, svcPut: put, waitSvc, isRunning, putRunning,
 } = require('./lib');
 const { makeZip } = require('./zipper');
 const { Depot } = require('./depot');
@@ -184,41 +185,10 @@ async function startDaemon(prefix, extra = {}) {
 }
 
 
-async function get(d, coord) {
-  const r = await d.req({ path: `/api/v1/services/${coord}` });
-  return r;
-}
-
-async function put(d, coord, spec) {
-  return d.req({ method: 'PUT', path: `/api/v1/services/${coord}`, body: spec });
-}
-
 async function post(d, coord, op) {
   return d.req({ method: 'POST', path: `/api/v1/services/${coord}/${op}` });
 }
 
-// Waits until the service matches pred; resolves with it.
-async function waitSvc(d, coord, pred, what, timeoutMs = 15000) {
-  let last;
-  try {
-    return await waitFor(async () => {
-      const r = await get(d, coord);
-      last = r.text;
-      return r.status === 200 && pred(r.json) ? r.json : null;
-    }, `${coord}: ${what}`, timeoutMs);
-  } catch (e) {
-    e.message += `\nlast: ${last}\ndaemon log:\n${d.stderr.split('\n').slice(-30).join('\n')}`;
-    throw e;
-  }
-}
-
-const isRunning = (s) => s.state === 'running' && s.pid > 0;
-
-async function putRunning(d, coord, spec) {
-  const r = await put(d, coord, spec);
-  assert.ok([200, 201, 202].includes(r.status), r.text);
-  return waitSvc(d, coord, isRunning, 'running');
-}
 
 function history(d, coord) {
   return q(d, `select * from start_history where coordinate = '${esc(coord)}'`);
