@@ -22,6 +22,7 @@ const {
   SANITIZED, startNodee, request, sleep, tmpdir, waitFor, waitFile, stopClean, q,
   rundir, killLeftovers, sanitizerReport, svcGet: getSvc, svcPut: put, waitSvc,
   isRunning, putRunning,
+  waitJob, installArtifact,
 } = require('./lib');
 const { makeZip } = require('./zipper');
 const { Depot } = require('./depot');
@@ -151,20 +152,6 @@ async function removeAll(d) {
   killLeftovers(d.prefix);
 }
 
-async function waitJob(d, id, timeoutMs = 30000) {
-  return waitFor(async () => {
-    const r = await d.req({ path: `/api/v1/jobs/${id}` });
-    return ['succeeded', 'failed', 'cancelled'].includes(r.json.state) ? r.json : null;
-  }, `job ${id}`, timeoutMs);
-}
-
-async function installArtifact(d, gav) {
-  const r = await d.req({ method: 'POST', path: '/api/v1/artifacts', body: { artifact: gav } });
-  if (r.status === 200) return;
-  assert.equal(r.status, 202, r.text);
-  const j = await waitJob(d, r.json.id);
-  assert.equal(j.state, 'succeeded', j.error);
-}
 
 // The value of the session cookie from a login answer's Set-Cookie.
 // Its name carries the node's port: browsers share cookies across the

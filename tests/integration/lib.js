@@ -331,9 +331,26 @@ async function putRunning(d, coord, spec) {
   return waitSvc(d, coord, isRunning, 'running');
 }
 
+// Waits until job id has ended; resolves with it.
+async function waitJob(d, id, timeoutMs = 30000) {
+  return waitFor(async () => {
+    const r = await d.req({ path: `/api/v1/jobs/${id}` });
+    return ['succeeded', 'failed', 'cancelled'].includes(r.json.state) ? r.json : null;
+  }, `job ${id}`, timeoutMs);
+}
+
+// Installs gav from the daemon's depot, failing the test if it fails.
+async function installArtifact(d, gav) {
+  const r = await d.req({ method: 'POST', path: '/api/v1/artifacts', body: { artifact: gav } });
+  if (r.status === 200) return;
+  assert.equal(r.status, 202, r.text);
+  const j = await waitJob(d, r.json.id);
+  assert.equal(j.state, 'succeeded', j.error);
+}
+
 module.exports = {
   BIN, SANITIZED, tmpdir, freePort, sleep, request, runNodee, startNodee,
   sanitizerReport, sql, sqlRows, cleanEnv, waitFor, readIf, waitFile, procStat,
   serviceGroups, stopClean, db, q, esc, rundir, alive, procStart, killLeftovers,
-  svcGet, svcPut, waitSvc, isRunning, putRunning,
+  svcGet, svcPut, waitSvc, isRunning, putRunning, waitJob, installArtifact,
 };

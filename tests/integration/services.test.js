@@ -20,6 +20,7 @@ const {
   startNodee, sanitizerReport, sqlRows, sleep, tmpdir, waitFor, readIf, waitFile, procStat,
   serviceGroups, stopClean, db, q, esc, rundir, alive, procStart, killLeftovers,
   svcGet: get, svcPut: put, waitSvc, isRunning, putRunning,
+  waitJob, installArtifact,
 } = require('./lib');
 const { makeZip } = require('./zipper');
 const { Depot } = require('./depot');
@@ -227,20 +228,6 @@ async function removeAll(d) {
   assert.deepEqual(left, [], 'no service process outlives its DELETE');
 }
 
-async function waitJob(d, id, timeoutMs = 30000) {
-  return waitFor(async () => {
-    const r = await d.req({ path: `/api/v1/jobs/${id}` });
-    return ['succeeded', 'failed', 'cancelled'].includes(r.json.state) ? r.json : null;
-  }, `job ${id}`, timeoutMs);
-}
-
-async function installArtifact(d, gav) {
-  const r = await d.req({ method: 'POST', path: '/api/v1/artifacts', body: { artifact: gav } });
-  if (r.status === 200) return;
-  assert.equal(r.status, 202, r.text);
-  const j = await waitJob(d, r.json.id);
-  assert.equal(j.state, 'succeeded', j.error);
-}
 
 function assertProblem(r, status, detail) {
   assert.equal(r.status, status, `status of ${r.text}`);

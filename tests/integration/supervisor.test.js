@@ -30,6 +30,8 @@ const { execFileSync } = require('node:child_process');
 const {
   startNodee, sanitizerReport, sqlRows, sleep, tmpdir, waitFor, readIf, waitFile, procStat,
   serviceGroups, stopClean, db, q, esc, rundir, alive, procStart, killLeftovers,
+  waitJob, installArtifact, svcGet: get, svcPut: put, isRunning,
+  waitSvc: waitSvcLib,
 } = require('./lib');
 const { makeZip } = require('./zipper');
 const { Depot, sha256 } = require('./depot');
@@ -124,30 +126,15 @@ async function startDaemon(prefix, extra = {}) {
 }
 
 
-const get = (d, c) => d.req({ path: `/api/v1/services/${c}` });
-const put = (d, c, spec) => d.req({ method: 'PUT', path: `/api/v1/services/${c}`, body: spec });
 const post = (d, c, op) => d.req({ method: 'POST', path: `/api/v1/services/${c}/${op}` });
 const del = (d, c, purge) => d.req({ method: 'DELETE',
   path: `/api/v1/services/${c}${purge ? '?purge=true' : ''}` });
-const isRunning = (s) => s.state === 'running' && s.pid > 0;
-
 function logTail(d) {
   return d.stderr.split('\n').slice(-30).join('\n');
 }
 
-async function waitSvc(d, coord, pred, what, timeoutMs = 30000) {
-  let last;
-  try {
-    return await waitFor(async () => {
-      const r = await get(d, coord);
-      last = r.text;
-      return r.status === 200 && pred(r.json) ? r.json : null;
-    }, `${coord}: ${what}`, timeoutMs);
-  } catch (e) {
-    e.message += `\nlast: ${last}\ndaemon log:\n${logTail(d)}`;
-    throw e;
-  }
-}
+// The supervisor's tests wait longer: restarts back off.
+const waitSvc = (d, coord, pred, what, timeoutMs = 30000) => waitSvcLib(d, coord, pred, what, timeoutMs);
 
 function status(pid) {
   return readIf(`/proc/${pid}/status`) || '';
@@ -240,20 +227,6 @@ async function removeAll(d) {
   assert.deepEqual(killLeftovers(d.prefix), [], 'no service process outlives its DELETE');
 }
 
-async function waitJob(d, id, timeoutMs = 30000) {
-  return waitFor(async () => {
-    const r = await d.req({ path: `/api/v1/jobs/${id}` });
-    return ['succeeded', 'failed', 'cancelled'].includes(r.json.state) ? r.json : null;
-  }, `job ${id}`, timeoutMs);
-}
-
-async function installArtifact(d) {
-  const r = await d.req({ method: 'POST', path: '/api/v1/artifacts', body: { artifact: GAV } });
-  if (r.status === 200) return;
-  assert.equal(r.status, 202, r.text);
-  const j = await waitJob(d, r.json.id);
-  assert.equal(j.state, 'succeeded', j.error);
-}
 
 function events(d, coord, kind) {
   return q(d, `select kind, detail from events where subject = '${esc(coord)}' and kind = '${esc(kind)}' order by id`);
@@ -301,7 +274,7 @@ test.before(async () => {
   depot = await new Depot().start();
   depot.put('com.test', 'sup', '1', supZip());
   D = await startDaemon(newPrefix());
-  await installArtifact(D);
+  await installArtifact(D, GAV);
 });
 
 test.afterEach(async () => {
@@ -360,7 +333,7 @@ async function rotationDoor(link) {
   const victim = victimFile(11 * 1024 * 1024);
   const d = await startDaemon(prefix, { env: { NODEE_LOG_MAX: '4096', NODEE_LOG_CHECK_S: '1' } });
   try {
-    await installArtifact(d);
+    await installArtifact(d, GAV);
     const c = `1.rot${link}.sup.cell`;
     const dir = rundir(prefix, c);
     const r = await put(d, c, { artifact: GAV, command: 'bin/rotlink', env: { LINK: link, VICTIM: victim.file } });
@@ -407,7 +380,7 @@ test('two daemons on one machine: different dynamic uids; a purge in one never k
   const pb = newPrefix();
   const [a, b] = await Promise.all([startDaemon(pa), startDaemon(pb)]);
   try {
-    await Promise.all([installArtifact(a), installArtifact(b)]);
+    await Promise.all([installArtifact(a, GAV), installArtifact(b, GAV)]);
     const c = '1.twin.sup.cell';
     const [ra, rb] = await Promise.all([put(a, c, { artifact: GAV, command: 'bin/idle' }),
       put(b, c, { artifact: GAV, command: 'bin/idle' })]);
@@ -483,7 +456,7 @@ test('a PUT whose commit fails on a full disk: an error answer, no untracked pro
   const filler = path.join(mnt, 'filler');
   let d = await startDaemon(prefix);
   try {
-    await installArtifact(d);
+    await installArtifact(d, GAV);
     // Fill the file system up to its last byte.
     const fd = fs.openSync(filler, 'w');
     try {
@@ -594,7 +567,7 @@ async function adoptedUnderLimit(nofile, n, tag, more = async () => {}) {
   const prefix = newPrefix();
   let d = await startDaemon(prefix, { wrap });
   try {
-    await installArtifact(d);
+    await installArtifact(d, GAV);
     const coords = Array.from({ length: n }, (_, i) => `${i}.${tag}.sup.cell`);
     await pool(coords, 8, async (c) => {
       const r = await put(d, c, { artifact: GAV, command: 'bin/idle' });
@@ -735,7 +708,7 @@ test('a prepare job that succeeded while no supervisor listened: the next daemon
   const prefix = newPrefix();
   let d = await startDaemon(prefix);
   try {
-    await installArtifact(d);
+    await installArtifact(d, GAV);
     const c = '1.prepared.sup.cell';
     const r = await put(d, c, { artifact: GAV, command: 'bin/ready', prepare: [{ copy: 'conf/', to: 'conf/' }] });
     assert.ok([201, 202].includes(r.status), r.text);
@@ -770,7 +743,7 @@ test('backoff jitter differs between two daemons', async () => {
   const pb = newPrefix();
   const [a, b] = await Promise.all([startDaemon(pa), startDaemon(pb)]);
   try {
-    await Promise.all([installArtifact(a), installArtifact(b)]);
+    await Promise.all([installArtifact(a, GAV), installArtifact(b, GAV)]);
     const c = '1.jitter.sup.cell';
     const spec = { artifact: GAV, command: 'bin/crash',
       restart: { policy: 'always', delay_ms: 2000, max_delay_ms: 2000, max_restarts: 1000, period_s: 60 } };
