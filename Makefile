@@ -83,7 +83,7 @@ RUN_PREFIX = $(or $(PREFIX),./var)
 run: deps
 	@$(MAKE) --no-print-directory all
 	@echo "nodee on http://$(RUN_LISTEN)/ with prefix $(RUN_PREFIX); in another terminal:"
-	@echo "  curl -H \"Authorization: Bearer \$$(cat $(RUN_PREFIX)/state/token)\" http://$(RUN_LISTEN)/api/v1/node"
+	@echo "  ./nodee node --url http://$(RUN_LISTEN) --prefix $(RUN_PREFIX)"
 	./nodee daemon --config conf/nodee.conf --prefix $(RUN_PREFIX) \
 		--listen $(RUN_LISTEN) --show-login
 

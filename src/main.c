@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/param.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,6 +24,7 @@
 #include "api.h"
 #include "artifact.h"
 #include "auth.h"
+#include "cli.h"
 #include "config.h"
 #include "fetch.h"
 #include "http.h"
@@ -58,7 +58,6 @@ struct daemon_flags {
 
 static void	usage(FILE *);
 static void	daemon_ready(const struct config *);
-static const char	*nearest(const char *, const char *const *);
 
 static const char *const commands[] = { "daemon", "version", "help", NULL };
 static int	daemon_main(int, char **);
@@ -92,6 +91,9 @@ main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "daemon") == 0)
 		return daemon_main(argc - 1, argv + 1);
+	/* node, service, job and the other client commands. */
+	if (argc >= 2 && cli_handles(argv[1]))
+		return cli_main(argc - 1, argv + 1);
 	if (argc >= 2 && (strcmp(argv[1], "--version") == 0 ||
 	    strcmp(argv[1], "version") == 0)) {
 		printf("nodee %s\n", NODEE_VERSION);
@@ -106,42 +108,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "nodee: a command is needed\n");
 	else
 		fprintf(stderr, "nodee: unknown command '%s'; did you mean "
-		    "'%s'?\n", argv[1], nearest(argv[1], commands));
+		    "'%s'?\n", argv[1], cli_nearest(argv[1], commands));
 	usage(stderr);
 	return 2;
 }
 
-/* The word of words (NULL-terminated) fewest edits away from s. */
-static const char *
-nearest(const char *s, const char *const *words)
-{
-	size_t		 i, j, k, n = strlen(s), best = SIZE_MAX, d[64];
-	const char	*w = words[0];
-
-	if (n >= sizeof(d) / sizeof(d[0]))
-		return w;
-	for (k = 0; words[k] != NULL; k++) {
-		/* Levenshtein distance, one row at a time. */
-		for (j = 0; j <= n; j++)
-			d[j] = j;
-		for (i = 1; words[k][i - 1] != '\0'; i++) {
-			size_t	diag = d[0], up;
-
-			d[0] = i;
-			for (j = 1; j <= n; j++) {
-				up = d[j];
-				d[j] = MIN(MIN(d[j] + 1, d[j - 1] + 1), diag +
-				    (words[k][i - 1] != s[j - 1]));
-				diag = up;
-			}
-		}
-		if (d[n] < best) {
-			best = d[n];
-			w = words[k];
-		}
-	}
-	return w;
-}
 
 static void
 usage(FILE *fp)
