@@ -24,13 +24,16 @@
  * its lock, just after the handler returns, and shrinks it (under the
  * lock) as a WebSocket's thread ends: two upgrades at once, or one and a
  * close, free the list twice.  So both go through a gate of nodee's: an
- * upgrade holds it from the handler until its writer starts (or Ulfius
- * gives up on it), a closing stream from its last callback until its
- * thread has exited (a thread-specific destructor gives it back), or
- * until the same HTTP thread wants the gate again (the upgrade waits for
- * that thread to send its answer).  An upgrade whose connection died
- * before it started would hold the gate for ever: the next taker that
- * waited STREAM_GATE_MS takes it over.
+ * upgrade holds it from the handler until the end of that request on its
+ * HTTP thread (libmicrohttpd's completion callback), its writer's start,
+ * or Ulfius giving up on it, whichever comes first; a closing stream
+ * from its last callback until its thread has exited (a thread-specific
+ * destructor gives it back).  Should an upgrade still hold it after
+ * STREAM_GATE_MS, the next taker takes it over.
+ *
+ * An upgrade whose client resets before the 101 is never started nor
+ * closed by Ulfius: its place under max_streams is given back after
+ * STREAM_PENDING_MS, and http_stop() does not wait for it for ever.
  *
  * Frames must never be cut: Ulfius gives up on a socket that stays full
  * for 50 ms in the middle of a frame.  So a writer sends a frame only
