@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -22,6 +23,7 @@
 #include "stream.h"
 #include "store.h"
 #include "sup.h"
+#include "upload.h"
 
 #define API_JOBS_LIMIT		50
 #define API_JOBS_LIMIT_MAX	500
@@ -45,6 +47,8 @@ static void	api_page(struct http_req *, json_t *, const char *, json_t *,
 static int	api_query_int(struct http_req *, const char *, long long,
 		    long long, const char *, long long *);
 static void	api_artifact_post(struct http_req *, void *);
+static void	api_artifact_upload(struct http_req *, void *);
+static int	api_sha256(const char *, char *);
 static void	api_artifact_list(struct http_req *, void *);
 static void	api_artifact_get(struct http_req *, void *);
 static void	api_artifact_delete(struct http_req *, void *);
@@ -81,6 +85,7 @@ const struct http_route api_routes[] = {
 	{ "GET",	"/api/v1/cell/nodes",		api_cell_nodes },
 	{ "POST",	"/api/v1/artifacts",		api_artifact_post },
 	{ "GET",	"/api/v1/artifacts",		api_artifact_list },
+	{ "POST",	"/api/v1/artifacts/:g/:a/:v",	api_artifact_upload },
 	{ "GET",	"/api/v1/artifacts/:g/:a/:v",	api_artifact_get },
 	{ "DELETE",	"/api/v1/artifacts/:g/:a/:v",	api_artifact_delete },
 	{ "GET",	"/api/v1/jobs",			api_job_list },
@@ -337,7 +342,6 @@ api_artifact_post(struct http_req *r, void *arg)
 	json_t			*v, *answer;
 	const char		*url = NULL;
 	char			 sha[65] = "", err[1024];
-	size_t			 i;
 	enum nd_rc		 rc;
 
 	(void)arg;
@@ -366,17 +370,11 @@ api_artifact_post(struct http_req *r, void *arg)
 		}
 		url = json_string_value(v);
 	}
-	if ((v = json_object_get(r->body, "sha256")) != NULL) {
-		if (!json_is_string(v) || json_string_length(v) != 64 ||
-		    strspn(json_string_value(v), "0123456789abcdefABCDEF") !=
-		    64) {
-			http_problem(r, 400, "sha256: must be 64 hex digits");
-			return;
-		}
-		for (i = 0; i < 64; i++)
-			sha[i] = (char)tolower((unsigned char)
-			    json_string_value(v)[i]);
-		sha[64] = '\0';
+	if ((v = json_object_get(r->body, "sha256")) != NULL &&
+	    (!json_is_string(v) || api_sha256(json_string_value(v), sha) !=
+	    0)) {
+		http_problem(r, 400, "sha256: must be 64 hex digits");
+		return;
 	}
 	rc = artifact_submit_install(&c, url, sha[0] ? sha : NULL, &answer,
 	    err, sizeof(err));
@@ -386,6 +384,85 @@ api_artifact_post(struct http_req *r, void *arg)
 		api_job_answer(r, api_status(rc), answer);
 	else
 		http_problem(r, api_status(rc), "%s", err);
+}
+
+/*
+ * POST /api/v1/artifacts/{g}/{a}/{v} with the zip as the body: http.c
+ * streamed it to PREFIX/tmp (r->upload); the install job takes it from
+ * there, with the checks of a depot install.  The checksum, when the
+ * client sends one (X-Checksum-Sha256 or ?sha256=), must be the body's.
+ */
+static void
+api_artifact_upload(struct http_req *r, void *arg)
+{
+	struct artifact_coord	 c;
+	const char		*type, *want;
+	char			 sha[65] = "", err[1024];
+	json_t			*answer;
+	enum nd_rc		 rc;
+
+	(void)arg;
+	if (api_coord(r, &c) != 0)
+		return;
+	type = http_header(r, "Content-Type");
+	if (type == NULL || strncasecmp(type, "application/zip", 15) != 0 ||
+	    (type[15] != '\0' && type[15] != ';' && type[15] != ' ')) {
+		http_problem(r, 415, "send the zip itself as the body, with "
+		    "Content-Type: application/zip (not '%s')", type ? type :
+		    "(none)");
+		return;
+	}
+	if ((want = http_header(r, "X-Checksum-Sha256")) == NULL)
+		want = http_query(r, "sha256");
+	if (want != NULL && api_sha256(want, sha) != 0) {
+		http_problem(r, 400, "the checksum (X-Checksum-Sha256 or "
+		    "?sha256=) must be 64 hex digits");
+		return;
+	}
+	if (!http_uploads_work()) {
+		http_problem(r, 501, "this build cannot take uploads: the HTTP "
+		    "server started without nodee's body handler");
+		return;
+	}
+	if (r->upload == NULL) {
+		http_problem(r, 400, "the body is empty: send the zip itself");
+		return;
+	}
+	if (upload_finish(r->upload, err, sizeof(err)) != 0) {
+		http_problem(r, r->upload->error == EFBIG ? 413 :
+		    r->upload->error == ENOSPC ? 507 : r->upload->error != 0 ?
+		    500 : 400, "%s", err);
+		return;
+	}
+	if (sha[0] != '\0' && strcmp(sha, r->upload->hex) != 0) {
+		http_problem(r, 400, "checksum mismatch: expected %s, the body "
+		    "received (%llu bytes) has %s", sha, (unsigned long long)
+		    r->upload->bytes, r->upload->hex);
+		return;
+	}
+	rc = artifact_submit_upload(&c, r->upload->path, r->upload->hex,
+	    sha[0] != '\0', &answer, err, sizeof(err));
+	if (rc == ND_ACCEPTED) {
+		upload_keep(r->upload);
+		api_job_answer(r, api_status(rc), answer);
+	} else if (rc == ND_OK)
+		http_json(r, api_status(rc), answer);
+	else
+		http_problem(r, api_status(rc), "%s", err);
+}
+
+/* 64 hex digits into out (lower case, 65 bytes); -1 if s is not that. */
+static int
+api_sha256(const char *s, char *out)
+{
+	size_t	i;
+
+	if (strlen(s) != 64 || strspn(s, "0123456789abcdefABCDEF") != 64)
+		return -1;
+	for (i = 0; i < 64; i++)
+		out[i] = (char)tolower((unsigned char)s[i]);
+	out[64] = '\0';
+	return 0;
 }
 
 static void

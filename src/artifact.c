@@ -48,7 +48,9 @@ static int	artifact_install_differs(const json_t *, const char *,
 		    const char *);
 static enum nd_rc artifact_install_queue(sqlite3 *,
 		    const struct artifact_coord *, const char *, const char *,
-		    json_t **, char *, size_t);
+		    const char *, int, json_t **, char *, size_t);
+static int	artifact_take_upload(struct job *, const char *,
+		    struct fetch_result *, const char **, char *, size_t);
 static int	artifact_install_run(struct job *, void *, char *, size_t);
 static int	artifact_download(struct job *, const char *, const char *,
 		    int, struct fetch_result *, char *, size_t);
@@ -291,7 +293,39 @@ artifact_submit_install(const struct artifact_coord *c, const char *url,
 		return rc;
 	}
 	return artifact_install_queue(db, c, url != NULL ? url : depot_url,
-	    sha256, answer, err, errlen);
+	    sha256, NULL, 1, answer, err, errlen);
+}
+
+/*
+ * An install from a zip the API received: upload.c kept it at path and
+ * hashed it (sha256).  The answers are those of artifact_submit_install;
+ * on ND_ACCEPTED the job owns the file and moves it into its directory
+ * instead of downloading.  given: the client sent that checksum too.
+ */
+enum nd_rc
+artifact_submit_upload(const struct artifact_coord *c, const char *path,
+    const char *sha256, int given, json_t **answer, char *err, size_t errlen)
+{
+	sqlite3		*db = store_db();
+	enum nd_rc	 rc;
+
+	*answer = NULL;
+	if (db == NULL) {
+		snprintf(err, errlen, "store unavailable");
+		return ND_UNAVAILABLE;
+	}
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "store busy: %s", sqlite3_errmsg(db));
+		return ND_UNAVAILABLE;
+	}
+	if (artifact_install_known(db, c, ARTIFACT_UPLOAD_URL, sha256, answer,
+	    &rc, err, errlen)) {
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+		return rc;
+	}
+	return artifact_install_queue(db, c, ARTIFACT_UPLOAD_URL, sha256,
+	    path, given, answer, err, errlen);
 }
 
 /*
@@ -443,8 +477,8 @@ artifact_install_differs(const json_t *params, const char *url,
  */
 static enum nd_rc
 artifact_install_queue(sqlite3 *db, const struct artifact_coord *c,
-    const char *url, const char *sha256, json_t **answer, char *err,
-    size_t errlen)
+    const char *url, const char *sha256, const char *upload, int given,
+    json_t **answer, char *err, size_t errlen)
 {
 	char	 shown[CONFIG_URL_MAX + 512];
 	json_t	*params, *private, *d;
@@ -456,6 +490,15 @@ artifact_install_queue(sqlite3 *db, const struct artifact_coord *c,
 	if (sha256 != NULL)
 		json_object_set_new(params, "sha256", json_string(sha256));
 	private = json_pack("{s:s}", "url", url);
+	/*
+	 * An upload's sha256 is the body's own: the record says it was
+	 * checked only when the client sent it too.
+	 */
+	if (upload != NULL) {
+		json_object_set_new(params, "checksum", json_string(given ?
+		    "given" : "computed"));
+		json_object_set_new(private, "upload", json_string(upload));
+	}
 	id = jobs_insert(db, "artifact.install", c->gav, params, private);
 	json_decref(private);
 	json_decref(params);
@@ -529,8 +572,13 @@ artifact_install_run(struct job *j, void *arg, char *err, size_t errlen)
 	if (artifact_drop_orphan(&c, dest, stale, err, errlen) != 0)
 		return -1;
 
-	if (artifact_plan(j, url, given, expect, sizeof(expect), &verified,
-	    &want_sha1, err, errlen) != 0 ||
+	if (json_object_get(j->private, "upload") != NULL) {
+		if (artifact_take_upload(j, zip, &fr, &verified, err,
+		    errlen) != 0)
+			return -1;
+		snprintf(expect, sizeof(expect), "%s", fr.sha256);
+	} else if (artifact_plan(j, url, given, expect, sizeof(expect),
+	    &verified, &want_sha1, err, errlen) != 0 ||
 	    artifact_download(j, url, zip, want_sha1, &fr, err, errlen) != 0)
 		return -1;
 	jobs_progress(j, "verify", fr.bytes, fr.bytes);
@@ -586,6 +634,39 @@ artifact_download(struct job *j, const char *url, const char *zip,
 		return -1;
 	}
 	close(fd);
+	return 0;
+}
+
+/*
+ * An upload's zip: moved from where the API kept it into the job's
+ * directory (one rename within tmp/).  A restart of the daemon empties
+ * tmp/, so a job that outlived one finds nothing and says so.
+ */
+static int
+artifact_take_upload(struct job *j, const char *zip, struct fetch_result *fr,
+    const char **verified, char *err, size_t errlen)
+{
+	const char	*from, *sha, *how;
+	struct stat	 st;
+
+	from = json_string_value(json_object_get(j->private, "upload"));
+	sha = json_string_value(json_object_get(j->params, "sha256"));
+	how = json_string_value(json_object_get(j->params, "checksum"));
+	if (from == NULL || sha == NULL || strlen(sha) != 64) {
+		snprintf(err, errlen, "the job has no upload");
+		return -1;
+	}
+	if (rename(from, zip) != 0 || stat(zip, &st) != 0) {
+		snprintf(err, errlen, "the uploaded zip is gone (%s): the "
+		    "daemon restarted before the install ran; upload it again",
+		    strerror(errno));
+		return -1;
+	}
+	memset(fr, 0, sizeof(*fr));
+	snprintf(fr->sha256, sizeof(fr->sha256), "%s", sha);
+	fr->bytes = (uint64_t)st.st_size;
+	*verified = how != NULL && strcmp(how, "given") == 0 ?
+	    "sha256-given" : "none";
 	return 0;
 }
 

@@ -15,6 +15,8 @@
 #include "nodee.h"
 
 #define ARTIFACT_PART_MAX	128
+/* The url an uploaded artifact records: it came from no depot. */
+#define ARTIFACT_UPLOAD_URL	"upload"
 
 struct artifact_coord {
 	char	group[ARTIFACT_PART_MAX + 1];
@@ -43,6 +45,8 @@ json_t	*artifact_list(sqlite3 *);
 json_t	*artifact_users(sqlite3 *, const struct artifact_coord *);
 enum nd_rc artifact_submit_install(const struct artifact_coord *,
 	    const char *, const char *, json_t **, char *, size_t);
+enum nd_rc artifact_submit_upload(const struct artifact_coord *,
+	    const char *, const char *, int, json_t **, char *, size_t);
 enum nd_rc artifact_submit_remove(const struct artifact_coord *, json_t **,
 	    char *, size_t);
 

@@ -10,6 +10,15 @@
  *   -> Origin same as Host on a state-changing request? (403)
  *   -> body within max_body? (413) -> body JSON? (415) -> parses? (400)
  *   -> route (404, 405) -> handler
+ *
+ * One route takes a body Ulfius must not see: Ulfius keeps every body in
+ * memory, and an artifact pushed to POST /api/v1/artifacts/{g}/{a}/{v}
+ * can be gigabytes.  Ulfius starts libmicrohttpd with its own access
+ * handler and no way to hook the body, so nodee defines MHD_start_daemon
+ * (the executable's definition is the one libulfius binds to) and puts
+ * http_access in front of Ulfius's handler: the body of such a request
+ * goes to a file as it arrives (upload.c), and Ulfius sees an empty one.
+ * The checks above still run, in the same order, when the body is over.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -17,6 +26,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -32,6 +42,7 @@
 #include "auth.h"
 #include "http.h"
 #include "log.h"
+#include "upload.h"
 
 #define HTTP_TIMEOUT_S	30
 
@@ -50,6 +61,17 @@ static pthread_mutex_t		 http_stop_mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t		 http_stop_cond = PTHREAD_COND_INITIALIZER;
 static int			 http_stopped;
 
+/* Bodies being streamed to disk, one per connection at most. */
+struct http_upload {
+	struct MHD_Connection	*conn;
+	struct upload		 up;
+	struct http_upload	*next;
+};
+static MHD_AccessHandlerCallback	 http_ulfius_handler;
+static pthread_mutex_t		 http_uploads_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct http_upload	*http_uploads;
+static __thread struct upload	*http_upload_now;
+
 static void	http_utf8_fix(char *);
 static int	http_dispatch(const struct _u_request *, struct _u_response *,
 		    void *);
@@ -64,6 +86,13 @@ static void	http_mhd_log(void *, const char *, va_list);
 static void	http_completed(void *, struct MHD_Connection *, void **,
 		    enum MHD_RequestTerminationCode);
 static void	*http_stopper(void *);
+static enum MHD_Result	http_access(void *, struct MHD_Connection *,
+		    const char *, const char *, const char *, const char *,
+		    size_t *, void **);
+static struct http_upload	*http_upload_find(struct MHD_Connection *,
+		    int);
+static int	http_upload_route(const char *, const char *);
+static int	http_upload_allowed(struct MHD_Connection *);
 static int	 http_stop_server(unsigned);
 
 /*
@@ -170,6 +199,36 @@ http_start(const struct config *cf, const char *token,
 	log_info("http", "listening on %s://%s", http_tls_cert ? "https" :
 	    "http", cf->listen);
 	return 0;
+}
+
+/*
+ * The definition libulfius's call binds to (see the top of the file): for
+ * nodee's own server, http_access goes in front of Ulfius's handler; any
+ * other caller gets libmicrohttpd's function unchanged.
+ */
+struct MHD_Daemon *
+MHD_start_daemon(unsigned int flags, uint16_t port,
+    MHD_AcceptPolicyCallback apc, void *apc_cls,
+    MHD_AccessHandlerCallback dh, void *dh_cls, ...)
+{
+	struct MHD_Daemon	*d;
+	va_list			 ap;
+
+	if (dh_cls == &http_inst) {
+		http_ulfius_handler = dh;
+		dh = http_access;
+	}
+	va_start(ap, dh_cls);
+	d = MHD_start_daemon_va(flags, port, apc, apc_cls, dh, dh_cls, ap);
+	va_end(ap);
+	return d;
+}
+
+/* Did the server start with http_access in front?  Uploads need it. */
+int
+http_uploads_work(void)
+{
+	return http_ulfius_handler != NULL;
 }
 
 /*
@@ -449,6 +508,7 @@ http_dispatch(const struct _u_request *u, struct _u_response *res,
 	r.res = res;
 	r.method = u->http_verb;
 	r.path = u->url_path;
+	r.upload = http_upload_now;
 	u_map_put(res->map_header, "X-Content-Type-Options", "nosniff");
 	u_map_put(res->map_header, "Referrer-Policy", "no-referrer");
 	u_map_put(res->map_header, "X-Frame-Options", "DENY");
@@ -751,7 +811,127 @@ static void
 http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
+	struct http_upload	*h;
+
+	if ((h = http_upload_find(c, 1)) != NULL) {
+		upload_close(&h->up);
+		free(h);
+	}
 	if (http_after != NULL)
 		http_after();
 	mhd_request_completed(cls, c, con_cls, toe);
+}
+
+/*
+ * In front of Ulfius's handler.  libmicrohttpd calls it once when the
+ * headers are in, once per piece of body, and once when the body is over.
+ * The body of an upload is taken here (and reported consumed); at the
+ * end, Ulfius runs the request with the upload in http_upload_now, which
+ * http_dispatch hands to the handler through r->upload.
+ */
+static enum MHD_Result
+http_access(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *data, size_t *size,
+    void **con_cls)
+{
+	struct http_upload	*h;
+	enum MHD_Result		 rc;
+
+	if (*size == 0) {
+		if ((h = http_upload_find(c, 0)) == NULL)
+			return http_ulfius_handler(cls, c, url, method, version,
+			    data, size, con_cls);
+		http_upload_now = &h->up;
+		rc = http_ulfius_handler(cls, c, url, method, version, data,
+		    size, con_cls);
+		http_upload_now = NULL;
+		return rc;
+	}
+	if ((h = http_upload_find(c, 0)) == NULL) {
+		if (!http_upload_route(method, url))
+			return http_ulfius_handler(cls, c, url, method, version,
+			    data, size, con_cls);
+		if ((h = calloc(1, sizeof(*h))) == NULL)
+			return MHD_NO;
+		h->conn = c;
+		if (http_upload_allowed(c)) {
+			char	tmp[PATH_MAX + 8];
+
+			snprintf(tmp, sizeof(tmp), "%s/tmp", http_cf->prefix);
+			upload_open(&h->up, tmp, http_cf->download_max);
+		} else
+			upload_refuse(&h->up);
+		pthread_mutex_lock(&http_uploads_mtx);
+		h->next = http_uploads;
+		http_uploads = h;
+		pthread_mutex_unlock(&http_uploads_mtx);
+	}
+	upload_write(&h->up, data, *size);
+	*size = 0;
+	return MHD_YES;
+}
+
+/* The upload of c, or NULL; with unlink, taken off the list too. */
+static struct http_upload *
+http_upload_find(struct MHD_Connection *c, int unlink)
+{
+	struct http_upload	**pp, *h;
+
+	pthread_mutex_lock(&http_uploads_mtx);
+	for (pp = &http_uploads; (h = *pp) != NULL; pp = &h->next)
+		if (h->conn == c) {
+			if (unlink)
+				*pp = h->next;
+			break;
+		}
+	pthread_mutex_unlock(&http_uploads_mtx);
+	return h;
+}
+
+/* POST /api/v1/artifacts/{g}/{a}/{v}: three non-empty segments. */
+static int
+http_upload_route(const char *method, const char *url)
+{
+	static const char	 base[] = "/api/v1/artifacts/";
+	const char		*p;
+	size_t			 n;
+	int			 segs = 0;
+
+	if (strcmp(method, "POST") != 0 ||
+	    strncmp(url, base, sizeof(base) - 1) != 0)
+		return 0;
+	for (p = url + sizeof(base) - 1;; p++) {
+		if ((n = strcspn(p, "/?")) == 0)
+			return 0;
+		segs++;
+		p += n;
+		if (*p != '/')
+			break;
+	}
+	return segs == 3;
+}
+
+/*
+ * The checks of http_handle that decide whether bytes may reach the disk
+ * at all (Host, credentials, Origin); the request gets its answer from
+ * http_handle itself when the body is over.
+ */
+static int
+http_upload_allowed(struct MHD_Connection *c)
+{
+	const char	*host, *cookie;
+
+	host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+	if (!auth_host_allowed(host, http_cf->listen_host,
+	    http_cf->allowed_hosts))
+		return 0;
+	if (!auth_origin_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "Origin"), host, http_tls_cert != NULL))
+		return 0;
+	if (auth_bearer_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "Authorization"), http_token))
+		return 1;
+	cookie = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, http_cookie);
+	return cookie != NULL && http_session[0] != '\0' &&
+	    auth_equal(cookie, http_session);
 }

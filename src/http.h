@@ -12,6 +12,8 @@
 
 #include "config.h"
 
+struct upload;
+
 #define HTTP_MAX_PARAMS	8
 
 struct http_req {
@@ -22,6 +24,7 @@ struct http_req {
 	char			*params[HTTP_MAX_PARAMS];	/* decoded */
 	size_t			 nparams;
 	json_t			*body;	/* parsed JSON body or NULL */
+	struct upload		*upload; /* a body streamed to disk, or NULL */
 };
 
 typedef void	(*http_handler)(struct http_req *, void *);
@@ -44,6 +47,7 @@ void	 http_body(struct http_req *, int, const char *, const void *,
 void	 http_login(struct http_req *, const char *, int);
 void	 http_logout(struct http_req *);
 int	 http_same_origin(const struct http_req *);
+int	 http_uploads_work(void);
 void	 http_static(struct http_req *, const char *, const void *, size_t,
 	    const char *);
 const char	*http_header(const struct http_req *, const char *);
