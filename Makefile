@@ -29,7 +29,7 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 
 MODULES	:= $(filter-out main,$(basename $(notdir $(wildcard src/*.c))))
 SQL	:= $(sort $(wildcard sql/*.sql))
-ASSETS	:= $(sort $(wildcard assets/*))
+ASSETS	:= $(sort $(wildcard assets/*)) doc/openapi.json
 UNIT	:= $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 
 OBJS	 = $(MODULES:%=build/%.o) build/gen/embedded.o

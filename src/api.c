@@ -48,6 +48,7 @@ static int	api_query_int(struct http_req *, const char *, long long,
 		    long long, const char *, long long *);
 static void	api_artifact_post(struct http_req *, void *);
 static void	api_artifact_upload(struct http_req *, void *);
+static void	api_openapi(struct http_req *, void *);
 static int	api_sha256(const char *, char *);
 static void	api_artifact_list(struct http_req *, void *);
 static void	api_artifact_get(struct http_req *, void *);
@@ -102,6 +103,7 @@ const struct http_route api_routes[] = {
 	{ "GET",	"/api/v1/services/:c/runs",	api_service_runs },
 	{ "GET",	"/api/v1/events",		api_event_list },
 	{ "GET",	"/api/v1/stream",		stream_events },
+	{ "GET",	"/api/v1/openapi.json",		api_openapi },
 	{ "POST",	"/login",			api_login },
 	{ "POST",	"/logout",			api_logout },
 	{ "GET",	"/",				api_index },
@@ -149,6 +151,21 @@ api_index(struct http_req *r, void *arg)
 		return;
 	}
 	http_static(r, "text/html; charset=utf-8", f->data, f->len, f->etag);
+}
+
+/* The API's description (OpenAPI 3.1), doc/openapi.json in the repo. */
+static void
+api_openapi(struct http_req *r, void *arg)
+{
+	const struct embed_file	*f;
+
+	(void)arg;
+	if ((f = embed_find("doc/openapi.json")) == NULL) {
+		http_problem(r, 500, "the API description is missing from "
+		    "this build");
+		return;
+	}
+	http_static(r, "application/json", f->data, f->len, f->etag);
 }
 
 /* GET /assets/{name}: the console's other files, by name only. */
