@@ -11,8 +11,11 @@
  * API's document as it came.  Exit status: 0 success, 1 the API refused
  * (its problem detail on stderr), 2 bad usage, 3 daemon unreachable.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +40,7 @@
 enum cli_optid {
 	O_URL, O_TOKEN, O_PREFIX, O_JSON, O_HELP, O_DEPOT_URL, O_SHA256,
 	O_NO_WAIT, O_PURGE, O_STDERR, O_N, O_STATE, O_KIND, O_SUBJECT,
-	O_SINCE, O_COUNT
+	O_SINCE, O_AS, O_FOLLOW, O_COUNT
 };
 
 struct cli_opt {
@@ -62,6 +65,8 @@ static const struct cli_opt cli_opts[O_COUNT] = {
 	[O_KIND] = { "--kind", 1, "kind" },
 	[O_SUBJECT] = { "--subject", 1, "subject" },
 	[O_SINCE] = { "--since", 1, "since" },
+	[O_AS] = { "--as", 1, NULL },
+	[O_FOLLOW] = { "-f", 0, NULL },
 };
 
 struct cli {
@@ -76,6 +81,18 @@ struct cli {
 	const char	*arg;		/* the command's first argument */
 	const char	*arg2;
 	const struct cli_cmd	*cmd;
+	FILE		*upload;	/* the body of the next request */
+	curl_off_t	 upload_size;
+	const char	*upload_sha;	/* X-Checksum-Sha256, or NULL */
+	struct cli_meter *meter;	/* of the upload */
+};
+
+/* Progress of something long: rate and ETA from where the phase began. */
+struct cli_meter {
+	char		 label[128];
+	double		 t0, last;	/* seconds */
+	uint64_t	 d0;
+	int		 step;		/* quarters printed, off a terminal */
 };
 
 /* How a table column shows its value. */
@@ -130,6 +147,14 @@ static void	cli_object(const struct cli *, json_t *, const char *);
 static void	cli_value(json_t *, enum cli_fmt, char *, size_t);
 static const char	*cli_color(const char *);
 static int	cli_wait_job(struct cli *, json_int_t);
+static double	cli_now(void);
+static void	cli_bytes(char *, size_t, const char *, uint64_t, const char *);
+static void	cli_meter_start(struct cli_meter *, const char *, uint64_t);
+static void	cli_meter_show(const struct cli *, struct cli_meter *, uint64_t,
+		    uint64_t, int);
+static int	cli_upload_progress(void *, curl_off_t, curl_off_t, curl_off_t,
+		    curl_off_t);
+static int	cli_upload(struct cli *);
 static int	cli_job_answer(struct cli *, json_t *);
 static int	cli_request(struct cli *, const char *, const char *,
 		    const char *, const char *, json_t **);
@@ -205,9 +230,11 @@ static const struct cli_cmd cli_cmds[] = {
 	{ "artifact", "show", cli_get, "G:A:V", A_GAV, 0, "one artifact",
 	    "/api/v1/artifacts/%s", NULL, NULL },
 	{ "artifact", "install", cli_install, "G:A:V [--url U] "
-	    "[--sha256 H] [--no-wait]", A_GAV, OPT(O_DEPOT_URL) | OPT(O_SHA256) |
-	    OPT(O_NO_WAIT), "install an artifact and wait for the job", NULL,
-	    NULL, NULL },
+	    "[--sha256 H] [--no-wait] | FILE.zip --as G:A:V [--sha256 H] "
+	    "[--no-wait]", A_GAV, OPT(O_DEPOT_URL) | OPT(O_SHA256) |
+	    OPT(O_NO_WAIT) | OPT(O_AS), "install an artifact from the depot, "
+	    "or upload a zip (a path with a '/' or ending in .zip), and wait "
+	    "for the job", NULL, NULL, NULL },
 	{ "artifact", "rm", cli_artifact_rm, "G:A:V", A_GAV, 0, "remove an "
 	    "artifact no service uses", NULL, NULL, NULL },
 	{ "service", "ls", cli_get, "", A_NONE, 0, "every service",
@@ -586,6 +613,25 @@ cli_http(struct cli *c, const char *method, const char *path,
 	if (body != NULL) {
 		hdr = curl_slist_append(hdr, "Content-Type: application/json");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	} else if (c->upload != NULL) {
+		hdr = curl_slist_append(hdr, "Content-Type: application/zip");
+		if (c->upload_sha != NULL) {
+			snprintf(auth, sizeof(auth), "X-Checksum-Sha256: %s",
+			    c->upload_sha);
+			hdr = curl_slist_append(hdr, auth);
+		}
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_READDATA, c->upload);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+		    c->upload_size);
+		/* Big zips take their time: no total limit, but no stall. */
+		curl_easy_setopt(h, CURLOPT_TIMEOUT, 0L);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION,
+		    cli_upload_progress);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
 	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
 	rc = curl_easy_perform(h);
@@ -865,13 +911,15 @@ cli_color(const char *state)
 static int
 cli_wait_job(struct cli *c, json_int_t id)
 {
-	char		 path[64], last[128] = "", now[128], line[256];
+	struct cli_meter m;
+	char		 path[64], last[128] = "", now[128], label[160];
 	const char	*state = NULL, *phase;
 	json_t		*job = NULL;
 	json_int_t	 done, total;
-	int		 rc;
+	int		 rc, ended;
 
 	snprintf(path, sizeof(path), "/api/v1/jobs/%lld", (long long)id);
+	cli_meter_start(&m, "", 0);
 	for (;;) {
 		json_decref(job);
 		if ((rc = cli_call(c, "GET", path, NULL, &job)) != CLI_OK)
@@ -880,25 +928,26 @@ cli_wait_job(struct cli *c, json_int_t id)
 		phase = json_string_value(json_object_get(job, "phase"));
 		done = json_integer_value(json_object_get(job, "bytes_done"));
 		total = json_integer_value(json_object_get(job, "bytes_total"));
+		ended = state != NULL && strcmp(state, "queued") != 0 &&
+		    strcmp(state, "running") != 0;
+		if (ended)
+			phase = NULL;
 		snprintf(now, sizeof(now), "%s%s%s", state ? state : "?",
 		    phase ? " " : "", phase ? phase : "");
-		snprintf(line, sizeof(line), "job %lld: %s, %.1f MB", (long long)
-		    id, now, (double)done / 1e6);
-		if (total > 0)
-			snprintf(line + strlen(line), sizeof(line) -
-			    strlen(line), " of %.1f MB (%lld%%)", (double)total /
-			    1e6, (long long)(done * 100 / total));
-		if (!c->json && c->tty)
-			printf("\r\033[K%s", line);
-		else if (!c->json && strcmp(now, last) != 0)
-			printf("%s\n", line);
-		fflush(stdout);
+		if (strcmp(now, last) != 0) {
+			snprintf(label, sizeof(label), "job %lld: %s",
+			    (long long)id, now);
+			cli_meter_start(&m, label, (uint64_t)done);
+			if (!c->tty && !c->json && !ended)
+				printf("%s\n", label);
+		}
+		if (c->tty || (total > 0 && !ended))
+			cli_meter_show(c, &m, (uint64_t)done, (uint64_t)total,
+			    0);
 		snprintf(last, sizeof(last), "%s", now);
-		if (state == NULL || strcmp(state, "queued") == 0 ||
-		    strcmp(state, "running") == 0)
-			usleep(CLI_POLL_US);
-		else
+		if (ended)
 			break;
+		usleep(CLI_POLL_US);
 	}
 	if (c->json)
 		cli_show(c, job);
@@ -934,8 +983,18 @@ cli_install(struct cli *c)
 {
 	char	 path[2048], *body;
 	json_t	*req, *doc;
+	size_t	 n = strlen(c->arg);
 	int	 rc;
 
+	if (strchr(c->arg, '/') != NULL || (n > 4 && strcmp(c->arg + n - 4,
+	    ".zip") == 0))
+		return cli_upload(c);
+	if (c->val[O_AS] != NULL) {
+		fprintf(stderr, "nodee: --as names the artifact a zip file is "
+		    "installed as; '%s' is not a file (a path with a '/' or "
+		    "ending in .zip)\n", c->arg);
+		return CLI_USAGE;
+	}
 	if ((rc = cli_path(c, "%s", path, sizeof(path))) != CLI_OK)
 		return rc;
 	req = json_pack("{s:s}", "artifact", c->arg);
@@ -957,6 +1016,164 @@ cli_install(struct cli *c)
 		printf("%s is installed\n", c->arg);
 	json_decref(doc);
 	return rc;
+}
+
+/*
+ * artifact install FILE.zip --as G:A:V: the zip is the body of a POST to
+ * the artifact's path, streamed from the file with a progress line; the
+ * daemon then installs it as a job.
+ */
+static int
+cli_upload(struct cli *c)
+{
+	const char	*file = c->arg;
+	struct cli_meter m;
+	struct stat	 st;
+	char		 path[2048];
+	json_t		*doc;
+	int		 rc;
+
+	if (c->val[O_AS] == NULL || c->val[O_DEPOT_URL] != NULL) {
+		fprintf(stderr, "nodee: a zip is installed with --as "
+		    "G:A:V (and no --url): nodee artifact install %s --as "
+		    "group:artifact:version\n", file);
+		return CLI_USAGE;
+	}
+	if ((c->upload = fopen(file, "rb")) == NULL ||
+	    fstat(fileno(c->upload), &st) != 0 || !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "nodee: %s: %s\n", file, c->upload ?
+		    "not a regular file" : strerror(errno));
+		if (c->upload != NULL)
+			fclose(c->upload);
+		return CLI_USAGE;
+	}
+	c->arg = c->val[O_AS];
+	if ((rc = cli_path(c, "/api/v1/artifacts/%s", path, sizeof(path))) !=
+	    CLI_OK) {
+		fclose(c->upload);
+		return rc;
+	}
+	c->upload_size = (curl_off_t)st.st_size;
+	c->upload_sha = c->val[O_SHA256];
+	cli_meter_start(&m, "upload", 0);
+	snprintf(m.label, sizeof(m.label), "upload %s", file);
+	c->meter = &m;
+	rc = cli_call(c, "POST", path, NULL, &doc);
+	fclose(c->upload);
+	c->upload = NULL;
+	c->meter = NULL;
+	if (rc != CLI_OK) {
+		if (c->tty && !c->json)
+			putchar('\n');
+		return rc;
+	}
+	cli_meter_show(c, &m, (uint64_t)st.st_size, (uint64_t)st.st_size, 1);
+	if (json_object_get(doc, "kind") != NULL)	/* a job */
+		rc = cli_job_answer(c, doc);
+	else if (c->json)
+		cli_show(c, doc);
+	else
+		printf("%s is installed\n", c->arg);
+	json_decref(doc);
+	return rc;
+}
+
+static int
+cli_upload_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+    curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct cli	*c = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	if (c->meter != NULL && ulnow > 0)
+		cli_meter_show(c, c->meter, (uint64_t)ulnow, (uint64_t)ultotal,
+		    0);
+	return 0;
+}
+
+/* Appends pre, n bytes in the unit that suits them, and post to buf. */
+static void
+cli_bytes(char *buf, size_t len, const char *pre, uint64_t n, const char *post)
+{
+	static const char *const units[] = { "B", "KB", "MB", "GB", "TB" };
+	double	v = (double)n;
+	size_t	u = 0, at = strlen(buf);
+
+	while (v >= 1000 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1000;
+		u++;
+	}
+	snprintf(buf + at, len - at, u == 0 ? "%s%.0f %s%s" : "%s%.1f %s%s",
+	    pre, v, units[u], post);
+}
+
+static double
+cli_now(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+cli_meter_start(struct cli_meter *m, const char *label, uint64_t done)
+{
+	memset(m, 0, sizeof(*m));
+	snprintf(m->label, sizeof(m->label), "%s", label);
+	m->t0 = cli_now();
+	m->d0 = done;
+}
+
+/*
+ * One progress report: on a terminal a line redrawn at most 10 times a
+ * second, with a bar, the rate since the phase began and the time left;
+ * otherwise a line at each quarter of the total.  final: the last one.
+ */
+static void
+cli_meter_show(const struct cli *c, struct cli_meter *m, uint64_t done,
+    uint64_t total, int final)
+{
+	char	 line[512], bar[24];
+	double	 now = cli_now(), rate = 0;
+	int	 pct = total > 0 ? (int)(done * 100 / total) : -1, i;
+
+	if (c->json || (!final && c->tty && now - m->last < 0.1))
+		return;
+	if (!c->tty && (pct < 0 || pct / 25 <= m->step) && (!final ||
+	    m->step == 4))
+		return;
+	m->last = now;
+	if (now - m->t0 > 0.2 && done > m->d0)
+		rate = (double)(done - m->d0) / (now - m->t0);
+	snprintf(line, sizeof(line), "%s", m->label);
+	if (pct >= 0 && c->tty) {
+		for (i = 0; i < 20; i++)
+			bar[i] = i < pct / 5 ? '#' : '.';
+		bar[20] = '\0';
+		snprintf(line + strlen(line), sizeof(line) - strlen(line),
+		    " [%s]", bar);
+	}
+	if (done > 0 || total > 0)
+		cli_bytes(line, sizeof(line), " ", done, "");
+	if (pct >= 0) {
+		cli_bytes(line, sizeof(line), " of ", total, "");
+		snprintf(line + strlen(line), sizeof(line) - strlen(line),
+		    " (%d%%)", pct);
+	}
+	if (rate > 0)
+		cli_bytes(line, sizeof(line), ", ", (uint64_t)rate, "/s");
+	if (rate > 0 && pct >= 0 && done < total)
+		snprintf(line + strlen(line), sizeof(line) - strlen(line),
+		    ", ETA %.0f s", (double)(total - done) / rate);
+	if (c->tty)
+		printf("\r\033[K%s%s", line, final ? "\n" : "");
+	else {
+		printf("%s\n", line);
+		m->step = pct >= 0 ? pct / 25 : m->step;
+	}
+	fflush(stdout);
 }
 
 /*
