@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "wsc.h"
 
 #define CLI_OK		0
 #define CLI_FAIL	1
@@ -155,6 +156,12 @@ static void	cli_meter_show(const struct cli *, struct cli_meter *, uint64_t,
 static int	cli_upload_progress(void *, curl_off_t, curl_off_t, curl_off_t,
 		    curl_off_t);
 static int	cli_upload(struct cli *);
+static int	cli_follow(struct cli *, const char *,
+		    int (*)(struct cli *, json_t *, void *), void *);
+static int	cli_log_msg(struct cli *, json_t *, void *);
+static int	cli_events(struct cli *);
+static int	cli_event_msg(struct cli *, json_t *, void *);
+static void	cli_event_line(const struct cli *, json_t *);
 static int	cli_job_answer(struct cli *, json_t *);
 static int	cli_request(struct cli *, const char *, const char *,
 		    const char *, const char *, json_t **);
@@ -192,7 +199,7 @@ static const struct cli_col cli_jobs[] = {
 	{ "PHASE", "phase", F_TEXT }, { "CREATED", "created_at", F_TIME },
 	{ "ERROR", "error", F_TEXT }, { NULL, NULL, F_TEXT }
 };
-static const struct cli_col cli_events[] = {
+static const struct cli_col cli_event_cols[] = {
 	{ "ID", "id", F_TEXT }, { "TIME", "time", F_TIME },
 	{ "KIND", "kind", F_TEXT }, { "SUBJECT", "subject", F_TEXT },
 	{ "DETAIL", "detail", F_TEXT }, { NULL, NULL, F_TEXT }
@@ -221,10 +228,11 @@ static const struct cli_cmd cli_cmds[] = {
 	    "/api/v1/cell/nodes", "nodes", cli_nodes },
 	{ NULL, "drain-node", cli_drain_node, "", A_NONE, 0, "mark the node "
 	    "draining and drain every running service", NULL, NULL, NULL },
-	{ NULL, "events", cli_get, "[--kind K] [--subject S] "
-	    "[--since MS] [-n N]", A_NONE, OPT(O_KIND) | OPT(O_SUBJECT) | OPT(O_SINCE) |
-	    OPT(O_N), "the audit history, newest first", "/api/v1/events",
-	    "events", cli_events },
+	{ NULL, "events", cli_events, "[--kind K] [--subject S] "
+	    "[--since MS] [-n N] [-f]", A_NONE, OPT(O_KIND) | OPT(O_SUBJECT) |
+	    OPT(O_SINCE) | OPT(O_N) | OPT(O_FOLLOW), "the audit history, "
+	    "newest first; -f: the last N (20) oldest first, then each new "
+	    "event as it happens", "/api/v1/events", "events", cli_event_cols },
 	{ "artifact", "ls", cli_get, "", A_NONE, 0, "installed artifacts",
 	    "/api/v1/artifacts", "artifacts", cli_artifacts },
 	{ "artifact", "show", cli_get, "G:A:V", A_GAV, 0, "one artifact",
@@ -258,9 +266,10 @@ static const struct cli_cmd cli_cmds[] = {
 	{ "service", "rm", cli_service_rm, "C [--purge]", A_WORD, OPT(O_PURGE),
 	    "stop and forget a service (--purge: its runtime directory too)",
 	    NULL, NULL, NULL },
-	{ "service", "logs", cli_logs, "C [--stderr] [-n N]", A_WORD,
-	    OPT(O_STDERR) | OPT(O_N), "the last lines of its log", NULL, NULL,
-	    NULL },
+	{ "service", "logs", cli_logs, "C [--stderr] [-n N] [-f]", A_WORD,
+	    OPT(O_STDERR) | OPT(O_N) | OPT(O_FOLLOW), "the last lines of its "
+	    "log; -f: then the lines as they are written, across rotations",
+	    NULL, NULL, NULL },
 	{ "service", "runs", cli_get, "C", A_WORD, 0, "every incarnation, "
 	    "newest first", "/api/v1/services/%s/runs", "runs", cli_runs },
 	{ "job", "ls", cli_get, "[--state S] [--kind K]", A_NONE,
@@ -1355,6 +1364,7 @@ cli_logs(struct cli *c)
 	char		 path[2048];
 	const char	*stream = c->val[O_STDERR] ? "stderr" : "stdout";
 	const char	*tail = c->val[O_N];
+	char		*p;
 	struct cli_buf	 b;
 	long		 status = 0;
 	json_t		*doc;
@@ -1373,6 +1383,12 @@ cli_logs(struct cli *c)
 		fprintf(stderr, "nodee: -n: '%s' is not a number\n", tail);
 		return CLI_USAGE;
 	}
+	if (c->val[O_FOLLOW] != NULL) {
+		if ((p = strchr(path, '?')) != NULL)
+			memmove(p + 7, p, strlen(p) + 1);
+		memcpy(p, "/follow", 7);
+		return cli_follow(c, path, cli_log_msg, NULL);
+	}
 	if ((rc = cli_http(c, "GET", path, NULL, &b, &status)) != CLI_OK)
 		return rc;
 	if (status != 200)
@@ -1386,6 +1402,168 @@ cli_logs(struct cli *c)
 		fwrite(b.p, 1, b.len, stdout);
 	free(b.p);
 	return rc;
+}
+
+/*
+ * Follows a live stream of the daemon (a WebSocket at path) until it
+ * ends: each message goes to fn, which says whether to go on (CLI_OK)
+ * or the status to end with.  A stream the daemon closes is CLI_DOWN.
+ */
+static int
+cli_follow(struct cli *c, const char *path,
+    int (*fn)(struct cli *, json_t *, void *), void *arg)
+{
+	struct wsc	 w;
+	struct cli_buf	 b;
+	long		 status;
+	char		 err[512], *text;
+	size_t		 len;
+	json_t		*msg;
+	int		 rc, got;
+
+	if (wsc_open(&w, c->url, path, c->token, &status, &b.p, err,
+	    sizeof(err)) != 0) {
+		wsc_close(&w);
+		if (status != 0) {
+			b.len = b.p ? strlen(b.p) : 0;
+			rc = cli_problem(status, &b);
+			free(b.p);
+			return rc;
+		}
+		fprintf(stderr, "nodee: cannot follow %s%s: %s\n", c->url, path,
+		    err);
+		return CLI_DOWN;
+	}
+	rc = CLI_OK;
+	while (rc == CLI_OK && (got = wsc_read(&w, &text, &len, err,
+	    sizeof(err))) == 1) {
+		if ((msg = json_loadb(text, len, 0, NULL)) != NULL) {
+			rc = fn(c, msg, arg);
+			json_decref(msg);
+			fflush(stdout);
+		}
+		free(text);
+	}
+	wsc_close(&w);
+	if (rc != CLI_OK)
+		return rc;
+	fprintf(stderr, "nodee: the daemon ended the stream%s%s\n",
+	    got < 0 ? ": " : "", got < 0 ? err : "");
+	return CLI_DOWN;
+}
+
+/* A message of a log stream: lines to stdout, the rest to stderr. */
+static int
+cli_log_msg(struct cli *c, json_t *msg, void *arg)
+{
+	const char	*type = json_string_value(json_object_get(msg, "type"));
+	json_t		*text = json_object_get(msg, "text");
+
+	(void)arg;
+	if (type == NULL)
+		return CLI_OK;
+	if (c->json) {	/* one message a line */
+		json_dumpf(msg, stdout, JSON_COMPACT);
+		putchar('\n');
+	}
+	if (strcmp(type, "lines") == 0 && !c->json)
+		fwrite(json_string_value(text), 1, json_string_length(text),
+		    stdout);
+	else if (strcmp(type, "rotated") == 0 && !c->json)
+		fprintf(stderr, "nodee: (the log was rotated)\n");
+	else if (strcmp(type, "error") == 0) {
+		fprintf(stderr, "nodee: %s\n", json_string_value(
+		    json_object_get(msg, "detail")));
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+/*
+ * nodee events: a table, newest first; with -f, the last N oldest first
+ * then every new event from the live stream, filtered here as the API
+ * filters (a kind ending in '*' is a prefix).  The stream opens before
+ * the history is read, so that nothing falls between the two.
+ */
+static int
+cli_events(struct cli *c)
+{
+	char		 path[2048];
+	json_t		*doc, *list;
+	json_int_t	 last = 0;
+	size_t		 i;
+	int		 rc;
+
+	if (c->val[O_FOLLOW] == NULL)
+		return cli_get(c);
+	if (c->val[O_N] == NULL)
+		c->val[O_N] = "20";
+	if ((rc = cli_path(c, c->cmd->path, path, sizeof(path))) != CLI_OK ||
+	    (rc = cli_call(c, "GET", path, NULL, &doc)) != CLI_OK)
+		return rc;
+	list = json_object_get(doc, "events");
+	for (i = json_array_size(list); i > 0; i--) {
+		cli_event_line(c, json_array_get(list, i - 1));
+		if (json_integer_value(json_object_get(json_array_get(list,
+		    i - 1), "id")) > last)
+			last = json_integer_value(json_object_get(
+			    json_array_get(list, i - 1), "id"));
+	}
+	json_decref(doc);
+	fflush(stdout);
+	return cli_follow(c, "/api/v1/stream", cli_event_msg, &last);
+}
+
+static int
+cli_event_msg(struct cli *c, json_t *msg, void *arg)
+{
+	json_int_t	*last = arg, id;
+	const char	*type = json_string_value(json_object_get(msg, "type"));
+	const char	*want, *kind, *subject;
+	json_t		*e = json_object_get(msg, "event");
+	size_t		 n;
+
+	if (type != NULL && strcmp(type, "dropped") == 0) {
+		fprintf(stderr, "nodee: %s\n", json_string_value(
+		    json_object_get(msg, "detail")));
+		return CLI_OK;
+	}
+	if (type == NULL || strcmp(type, "event") != 0 ||
+	    (id = json_integer_value(json_object_get(e, "id"))) <= *last)
+		return CLI_OK;
+	*last = id;
+	kind = json_string_value(json_object_get(e, "kind"));
+	subject = json_string_value(json_object_get(e, "subject"));
+	if ((want = c->val[O_KIND]) != NULL) {
+		n = strlen(want);
+		if (kind == NULL || (n > 0 && want[n - 1] == '*' ?
+		    strncmp(kind, want, n - 1) != 0 : strcmp(kind, want) != 0))
+			return CLI_OK;
+	}
+	if ((want = c->val[O_SUBJECT]) != NULL && (subject == NULL ||
+	    strcmp(subject, want) != 0))
+		return CLI_OK;
+	cli_event_line(c, e);
+	return CLI_OK;
+}
+
+/* One event as a line: time, kind, subject, detail. */
+static void
+cli_event_line(const struct cli *c, json_t *e)
+{
+	char	when[64], detail[2048];
+
+	if (c->json) {
+		json_dumpf(e, stdout, JSON_COMPACT);
+		putchar('\n');
+		return;
+	}
+	cli_value(json_object_get(e, "time"), F_TIME, when, sizeof(when));
+	cli_value(json_object_get(e, "detail"), F_TEXT, detail, sizeof(detail));
+	printf("%-19s  %-30s  %-28s  %s\n", when, json_string_value(
+	    json_object_get(e, "kind")), json_string_value(json_object_get(e,
+	    "subject")) ? json_string_value(json_object_get(e, "subject")) :
+	    "-", detail);
 }
 
 static int
