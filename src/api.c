@@ -16,6 +16,7 @@
 #include "fetch.h"
 #include "jobs.h"
 #include "machine.h"
+#include "metrics.h"
 #include "nodee.h"
 #include "prepare.h"
 #include "registry.h"
@@ -49,6 +50,7 @@ static int	api_query_int(struct http_req *, const char *, long long,
 static void	api_artifact_post(struct http_req *, void *);
 static void	api_artifact_upload(struct http_req *, void *);
 static void	api_openapi(struct http_req *, void *);
+static void	api_metrics(struct http_req *, void *);
 static int	api_sha256(const char *, char *);
 static void	api_artifact_list(struct http_req *, void *);
 static void	api_artifact_get(struct http_req *, void *);
@@ -104,6 +106,7 @@ const struct http_route api_routes[] = {
 	{ "GET",	"/api/v1/events",		api_event_list },
 	{ "GET",	"/api/v1/stream",		stream_events },
 	{ "GET",	"/api/v1/openapi.json",		api_openapi },
+	{ "GET",	"/metrics",			api_metrics },
 	{ "POST",	"/login",			api_login },
 	{ "POST",	"/logout",			api_logout },
 	{ "GET",	"/",				api_index },
@@ -166,6 +169,35 @@ api_openapi(struct http_req *r, void *arg)
 		return;
 	}
 	http_static(r, "application/json", f->data, f->len, f->etag);
+}
+
+/*
+ * GET /metrics, the Prometheus text format (metrics.c).  It is outside
+ * /api/, where scrapers look for it, but needs the token all the same
+ * unless metrics_public says the numbers may be public.
+ */
+static void
+api_metrics(struct http_req *r, void *arg)
+{
+	struct api_ctx	*ctx = arg;
+	char		*text;
+	size_t		 len;
+
+	if (!ctx->cf->metrics_public && !http_authorized(r)) {
+		u_map_put(r->res->map_header, "WWW-Authenticate",
+		    "Bearer realm=\"nodee\"");
+		http_problem(r, 401, "/metrics needs 'Authorization: Bearer "
+		    "<token>' unless metrics_public = yes");
+		return;
+	}
+	if ((text = metrics_render(store_db(), ctx->started_ms, &len)) ==
+	    NULL) {
+		http_problem(r, 500, "out of memory");
+		return;
+	}
+	http_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", text,
+	    len);
+	free(text);
 }
 
 /* GET /assets/{name}: the console's other files, by name only. */
@@ -457,6 +489,7 @@ api_artifact_upload(struct http_req *r, void *arg)
 		    r->upload->bytes, r->upload->hex);
 		return;
 	}
+	metrics_add(MC_UPLOAD_BYTES, r->upload->bytes);
 	rc = artifact_submit_upload(&c, r->upload->path, r->upload->hex,
 	    sha[0] != '\0', &answer, err, sizeof(err));
 	if (rc == ND_ACCEPTED) {

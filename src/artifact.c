@@ -29,6 +29,7 @@
 #include "fetch.h"
 #include "fs.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "unzip.h"
 
@@ -628,6 +629,7 @@ artifact_download(struct job *j, const char *url, const char *zip,
 		close(fd);
 		return -1;
 	}
+	metrics_add(MC_DOWNLOAD_BYTES, fr->bytes);
 	if (fsync(fd) != 0) {
 		snprintf(err, errlen, "fsync %s: %s", zip, strerror(errno));
 		close(fd);
@@ -825,6 +827,9 @@ artifact_done(struct job *j, void *arg, const char *state, const char *error)
 	(void)arg;
 	d = json_pack("{s:I, s:I}", "job", (json_int_t)j->id, "duration_ms",
 	    (json_int_t)(store_now_ms() - j->started_ms));
+	if (install && strcmp(state, "succeeded") == 0)
+		metrics_install((double)(store_now_ms() - j->started_ms) /
+		    1000.0);
 	if (error != NULL)
 		json_object_set_new(d, "reason", json_string(error));
 	if (strcmp(state, "succeeded") == 0)

@@ -1,7 +1,9 @@
 /*
  * config: the table of keys, their parsers and the three sources (file,
  * environment, flags).  The table is the single list of keys: the file
- * parser, the environment loader and the README all follow it.
+ * parser, the environment loader and the documentation all follow it
+ * (config_doc() prints it for doc/nodee.8, README.md and conf/nodee.conf,
+ * so those cannot drift from the code).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -14,6 +16,9 @@
 
 #include "config.h"
 
+/* Wider comment lines in conf/nodee.conf are wrapped. */
+#define CONFIG_DOC_WIDTH	76
+
 enum config_type {
 	CT_STRING,
 	CT_BOOL,
@@ -24,53 +29,116 @@ enum config_type {
 	CT_LABEL,	/* cell: [a-z0-9-] */
 	CT_NAME,	/* instance: host-name characters */
 	CT_URL,		/* http or https */
+	CT_DEPOT,	/* depot.<groupId>: a family of keys, see config_set */
 };
 
+/*
+ * def is the default as one would write it in the file ("" when empty);
+ * def_doc, when set, says how a default that is computed at start-up is
+ * found.  doc is one line, ASCII, a fragment without a final period;
+ * `backquoted` parts are literal text (code in Markdown, bold in roff).
+ */
 struct config_key {
 	const char		*name;
 	enum config_type	 type;
 	size_t			 offset;
 	size_t			 size;
 	unsigned long long	 min, max;
+	const char		*def;
+	const char		*def_doc;
+	const char		*doc;
 };
 
 #define F(field)	offsetof(struct config, field), \
 			    sizeof(((struct config *)0)->field)
 
 static const struct config_key config_keys[] = {
-	{ "prefix",		CT_STRING,	F(prefix), 0, 0 },
-	{ "listen",		CT_LISTEN,	F(listen), 0, 0 },
-	{ "log_level",		CT_LEVEL,	F(log_level), 0, 0 },
-	{ "tls_cert",		CT_STRING,	F(tls_cert), 0, 0 },
-	{ "tls_key",		CT_STRING,	F(tls_key), 0, 0 },
-	{ "insecure_listen",	CT_BOOL,	F(insecure_listen), 0, 0 },
-	{ "allowed_hosts",	CT_STRING,	F(allowed_hosts), 0, 0 },
-	{ "max_body",		CT_SIZE,	F(max_body), 64, 1ULL << 30 },
-	{ "http_threads",	CT_UINT,	F(http_threads), 1, 256 },
-	{ "max_streams",	CT_UINT,	F(max_streams), 1, 4096 },
-	{ "cell",		CT_LABEL,	F(cell), 0, 0 },
-	{ "instance",		CT_NAME,	F(instance), 0, 0 },
-	{ "zookeeper",		CT_STRING,	F(zookeeper), 0, 0 },
-	{ "zookeeper_timeout_ms", CT_UINT,	F(zookeeper_timeout_ms), 1000,
-	    600000 },
-	{ "workers",		CT_UINT,	F(workers), 1, 64 },
-	{ "depot",		CT_URL,		F(depot), 0, 0 },
-	{ "download_max",	CT_SIZE,	F(download_max), 1024,
-	    1ULL << 40 },
-	{ "archive_max_entries", CT_SIZE,	F(archive_max_entries), 1,
-	    10000000 },
-	{ "archive_max_bytes",	CT_SIZE,	F(archive_max_bytes), 1024,
-	    1ULL << 42 },
-	{ "unpack_threads",	CT_UINT,	F(unpack_threads), 1, 64 },
-	{ "service_uid_min",	CT_UINT,	F(uid_min), 1000, 4000000000U },
-	{ "service_uid_max",	CT_UINT,	F(uid_max), 1000, 4000000000U },
-	{ "log_max",		CT_SIZE,	F(log_max), 4096, 1ULL << 40 },
-	{ "log_keep",		CT_UINT,	F(log_keep), 1, 100 },
-	{ "log_check_s",	CT_UINT,	F(log_check_s), 1, 3600 },
-	{ "s3_endpoint",	CT_URL,		F(s3_endpoint), 0, 0 },
-	{ "s3_region",		CT_NAME,	F(s3_region), 0, 0 },
-	{ "s3_access_key_id",	CT_STRING,	F(s3_access_key_id), 0, 0 },
-	{ "s3_secret_access_key", CT_STRING,	F(s3_secret_access_key), 0, 0 },
+	{ "prefix", CT_STRING, F(prefix), 0, 0, "/var/lib/nodee", NULL,
+	    "nodee's directory tree: `software/`, `runtime/`, `state/` and "
+	    "`tmp/` (flag `--prefix`)" },
+	{ "listen", CT_LISTEN, F(listen), 0, 0, "127.0.0.1:8080", NULL,
+	    "HTTP address: an IPv4 address, `localhost` or `[IPv6]`, and a "
+	    "port; anything but loopback needs TLS or `insecure_listen` (flag "
+	    "`--listen`)" },
+	{ "log_level", CT_LEVEL, F(log_level), 0, 0, "info", NULL,
+	    "`error`, `warn`, `info` or `debug` (flag `--log-level`)" },
+	{ "tls_cert", CT_STRING, F(tls_cert), 0, 0, "", NULL,
+	    "PEM certificate file; with `tls_key`, nodee serves HTTPS" },
+	{ "tls_key", CT_STRING, F(tls_key), 0, 0, "", NULL,
+	    "PEM private key file of `tls_cert`" },
+	{ "insecure_listen", CT_BOOL, F(insecure_listen), 0, 0, "no", NULL,
+	    "allow plain HTTP on an address other machines can reach; "
+	    "without it such a `listen` is refused" },
+	{ "allowed_hosts", CT_STRING, F(allowed_hosts), 0, 0, "", NULL,
+	    "extra names (comma-separated) accepted in the `Host` header, "
+	    "besides `localhost`, `127.x.x.x`, `::1` and the listen address" },
+	{ "metrics_public", CT_BOOL, F(metrics_public), 0, 0, "no", NULL,
+	    "serve `/metrics` without the token" },
+	{ "max_body", CT_SIZE, F(max_body), 64, 1ULL << 30, "1M", NULL,
+	    "largest request body in bytes (suffixes K, M, G); a larger one "
+	    "gets 413" },
+	{ "http_threads", CT_UINT, F(http_threads), 1, 256, "4", NULL,
+	    "HTTP worker threads (a libmicrohttpd thread pool, epoll)" },
+	{ "max_streams", CT_UINT, F(max_streams), 1, 4096, "64", NULL,
+	    "WebSockets (`/api/v1/stream`, log follow) open at once; one more "
+	    "gets 503" },
+	{ "cell", CT_LABEL, F(cell), 0, 0, "cell", NULL,
+	    "this node's cell: 1 to 63 characters of a-z, 0-9 and `-`" },
+	{ "instance", CT_NAME, F(instance), 0, 0, "", "the host name",
+	    "this node's instance name: 1 to 63 letters, digits, `.`, `_` and "
+	    "`-`" },
+	{ "zookeeper", CT_STRING, F(zookeeper), 0, 0, "", NULL,
+	    "ZooKeeper ensemble, `host:port[,host:port...][/chroot]` (a chroot "
+	    "must exist); empty: standalone, no registration" },
+	{ "zookeeper_timeout_ms", CT_UINT, F(zookeeper_timeout_ms), 1000,
+	    600000, "10000", NULL,
+	    "ZooKeeper session timeout asked for, in ms (the servers clamp it "
+	    "to 2 to 20 ticks): how long a crashed node stays registered" },
+	{ "workers", CT_UINT, F(workers), 1, 64, "4", NULL,
+	    "job worker threads (installs, removals, preparations, "
+	    "snapshots)" },
+	{ "depot", CT_URL, F(depot), 0, 0, "", NULL,
+	    "default depot URL, http or https (flag `--depot URL`)" },
+	{ "depot.<groupId>", CT_DEPOT, 0, 0, 0, 0, "", "none",
+	    "depot URL for one group (flag `--depot GROUP=URL`); file or flag "
+	    "only, as a group's dots do not survive the environment's naming" },
+	{ "download_max", CT_SIZE, F(download_max), 1024, 1ULL << 40, "4G",
+	    NULL, "largest download; a larger one fails the job" },
+	{ "archive_max_entries", CT_SIZE, F(archive_max_entries), 1,
+	    10000000, "200000", NULL,
+	    "most entries an artifact zip may have" },
+	{ "archive_max_bytes", CT_SIZE, F(archive_max_bytes), 1024,
+	    1ULL << 42, "16G", NULL,
+	    "most uncompressed bytes an artifact may unpack to, counted while "
+	    "writing" },
+	{ "unpack_threads", CT_UINT, F(unpack_threads), 1, 64, "2", NULL,
+	    "threads unpacking one archive" },
+	{ "service_uid_min", CT_UINT, F(uid_min), 1000, 4000000000U, "70000",
+	    NULL, "lowest dynamic uid services run as when nodee is root "
+	    "(above systemd's DynamicUser range, 61184 to 65519)" },
+	{ "service_uid_max", CT_UINT, F(uid_max), 1000, 4000000000U, "79999",
+	    NULL, "highest dynamic uid services run as (below the subordinate "
+	    "uids Debian hands out from 100000); a uid is exclusive "
+	    "machine-wide" },
+	{ "log_max", CT_SIZE, F(log_max), 4096, 1ULL << 40, "10M", NULL,
+	    "a service's `log/stdout` or `log/stderr` is rotated "
+	    "(copy-truncate) past this size" },
+	{ "log_keep", CT_UINT, F(log_keep), 1, 100, "3", NULL,
+	    "rotated log generations kept (`stdout.1`, `stdout.2`, ...)" },
+	{ "log_check_s", CT_UINT, F(log_check_s), 1, 3600, "30", NULL,
+	    "how often, in seconds, log sizes are checked (a stat per log "
+	    "file)" },
+	{ "s3_endpoint", CT_URL, F(s3_endpoint), 0, 0, "",
+	    "AWS for `s3_region`",
+	    "S3 endpoint (http or https, path-style) for `s3://` URLs whose "
+	    "spec names no credentials of its own" },
+	{ "s3_region", CT_NAME, F(s3_region), 0, 0, "us-east-1", NULL,
+	    "region signed into those requests (AWS Signature V4)" },
+	{ "s3_access_key_id", CT_STRING, F(s3_access_key_id), 0, 0, "", NULL,
+	    "access key id for those requests" },
+	{ "s3_secret_access_key", CT_STRING, F(s3_secret_access_key), 0, 0,
+	    "", NULL, "secret key for those requests: keep a file that holds "
+	    "it unreadable to others" },
 };
 
 #undef F
@@ -88,6 +156,17 @@ static int	config_set_depot(struct config *, const char *, const char *,
 		    char *, size_t);
 static int	config_url_ok(const char *);
 static char	*config_trim(char *);
+static void	config_doc_conf(FILE *, const struct config_key *,
+		    const char *);
+static void	config_doc_man(FILE *, const struct config_key *,
+		    const char *);
+static void	config_doc_markdown(FILE *, const struct config_key *,
+		    const char *);
+static void	config_doc_range(const struct config_key *, char *, size_t);
+static void	config_doc_number(const struct config_key *,
+		    unsigned long long, char *, size_t);
+static void	config_doc_text(FILE *, const char *, enum config_doc, int);
+static void	config_doc_wrap(FILE *, const char *, int, size_t *);
 
 void
 config_defaults(struct config *cf)
@@ -174,6 +253,8 @@ config_set(struct config *cf, const char *key, const char *value, char *err,
 	case CT_LABEL:
 	case CT_NAME:
 		return config_set_text(k, value, field, err, errlen);
+	case CT_DEPOT:
+		break;	/* taken by its "depot." prefix above */
 	}
 	snprintf(err, errlen, "key '%s': internal error", key);
 	return -1;
@@ -251,6 +332,9 @@ config_load_env(struct config *cf, char *const *envp, char *err,
 	size_t	 i, j, len;
 
 	for (i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++) {
+		/* A group's dots would not survive the variable's name. */
+		if (config_keys[i].type == CT_DEPOT)
+			continue;
 		config_env_name(config_keys[i].name, name, sizeof(name));
 		len = strlen(name);
 		for (j = 0; envp[j] != NULL; j++) {
@@ -339,6 +423,41 @@ config_depot_for(const struct config *cf, const char *group)
 		if (strcmp(cf->depots[i].group, group) == 0)
 			return cf->depots[i].url;
 	return cf->depot[0] != '\0' ? cf->depot : NULL;
+}
+
+/*
+ * Prints every key with its default and description: commented lines for
+ * conf/nodee.conf, .TP paragraphs for the man page, or a Markdown table
+ * for the README.  `make docs` puts the output between markers in those
+ * files, and a test checks that they still say the same.
+ */
+void
+config_doc(FILE *fp, enum config_doc fmt)
+{
+	const struct config_key	*k;
+	char			 range[96];
+	size_t			 i, n = sizeof(config_keys) /
+				    sizeof(config_keys[0]);
+
+	if (fmt == CONFIG_DOC_MARKDOWN)
+		fprintf(fp, "| key | default | meaning |\n|---|---|---|\n");
+	for (i = 0; i < n; i++) {
+		k = &config_keys[i];
+		config_doc_range(k, range, sizeof(range));
+		switch (fmt) {
+		case CONFIG_DOC_CONF:
+			if (i > 0)
+				fputc('\n', fp);
+			config_doc_conf(fp, k, range);
+			break;
+		case CONFIG_DOC_MAN:
+			config_doc_man(fp, k, range);
+			break;
+		case CONFIG_DOC_MARKDOWN:
+			config_doc_markdown(fp, k, range);
+			break;
+		}
+	}
 }
 
 /* depot.<groupId> = URL; a later setting for the same group wins. */
@@ -580,4 +699,184 @@ config_trim(char *s)
 	while (e > s && isspace((unsigned char)e[-1]))
 		*--e = '\0';
 	return s;
+}
+
+/*
+ * "# description" wrapped, then "#key = default": uncommenting the line
+ * sets the default, unless it is computed (then it is left empty).
+ */
+static void
+config_doc_conf(FILE *fp, const struct config_key *k, const char *range)
+{
+	char	text[128];
+	size_t	col = 0;
+
+	config_doc_wrap(fp, k->doc, 0, &col);
+	if (range[0] != '\0') {
+		config_doc_wrap(fp, ";", 0, &col);
+		snprintf(text, sizeof(text), " %s", range);
+		config_doc_wrap(fp, text, 1, &col);
+	}
+	if (k->def_doc != NULL) {
+		config_doc_wrap(fp, " (default:", 0, &col);
+		config_doc_wrap(fp, k->def_doc, 0, &col);
+		config_doc_wrap(fp, ")", 0, &col);
+	}
+	fprintf(fp, "\n#%s =%s%s\n", k->name, k->def[0] ? " " : "",
+	    k->def);
+}
+
+/* A tagged paragraph; "\&" keeps a line from reading as a request. */
+static void
+config_doc_man(FILE *fp, const struct config_key *k, const char *range)
+{
+	fprintf(fp, ".TP\n");
+	config_doc_text(fp, k->name, CONFIG_DOC_MAN, 1);
+	fprintf(fp, " (default: ");
+	if (k->def_doc != NULL)
+		config_doc_text(fp, k->def_doc, CONFIG_DOC_MAN, 0);
+	else if (k->def[0] != '\0')
+		config_doc_text(fp, k->def, CONFIG_DOC_MAN, 1);
+	else
+		fprintf(fp, "empty");
+	fprintf(fp, "%s%s)\n", range[0] ? "; " : "", range);
+	/* A line that starts with a dot or a quote would be a request. */
+	if (k->doc[0] == '.' || k->doc[0] == '\'')
+		fprintf(fp, "\\&");
+	config_doc_text(fp, k->doc, CONFIG_DOC_MAN, 0);
+	fputc('\n', fp);
+}
+
+static void
+config_doc_markdown(FILE *fp, const struct config_key *k,
+    const char *range)
+{
+	fprintf(fp, "| ");
+	config_doc_text(fp, k->name, CONFIG_DOC_MARKDOWN, 1);
+	fprintf(fp, " | ");
+	if (k->def_doc != NULL)
+		config_doc_text(fp, k->def_doc, CONFIG_DOC_MARKDOWN, 0);
+	else if (k->def[0] != '\0')
+		config_doc_text(fp, k->def, CONFIG_DOC_MARKDOWN, 1);
+	else
+		fprintf(fp, "empty");
+	if (range[0] != '\0')
+		fprintf(fp, " (%s)", range);
+	fprintf(fp, " | ");
+	config_doc_text(fp, k->doc, CONFIG_DOC_MARKDOWN, 0);
+	fprintf(fp, " |\n");
+}
+
+/* "MIN to MAX" for the numeric keys, from the bounds config_set uses. */
+static void
+config_doc_range(const struct config_key *k, char *out, size_t outlen)
+{
+	char	lo[32], hi[32];
+
+	out[0] = '\0';
+	if (k->type != CT_SIZE && k->type != CT_UINT)
+		return;
+	config_doc_number(k, k->min, lo, sizeof(lo));
+	config_doc_number(k, k->max, hi, sizeof(hi));
+	snprintf(out, outlen, "%s to %s", lo, hi);
+}
+
+/* A size in the largest suffix that says it exactly: 1G, 4K, 200000. */
+static void
+config_doc_number(const struct config_key *k, unsigned long long n,
+    char *out, size_t outlen)
+{
+	static const char	 suffix[] = "GMK";
+	unsigned long long	 unit;
+	size_t			 i;
+
+	for (i = 0; k->type == CT_SIZE && n != 0 && i < 3; i++) {
+		unit = 1ULL << (10 * (3 - i));
+		if (n % unit == 0) {
+			snprintf(out, outlen, "%llu%c", n / unit, suffix[i]);
+			return;
+		}
+	}
+	snprintf(out, outlen, "%llu", n);
+}
+
+/*
+ * Text of the table in one format: `literal` parts (or all of s, when
+ * literal is set) become code in Markdown and bold in roff, whose hyphens
+ * in literals are minus signs (so that options copy as they read); what
+ * either format would take as markup is escaped.  conf has its own
+ * printer, config_doc_wrap().
+ */
+static void
+config_doc_text(FILE *fp, const char *s, enum config_doc fmt, int literal)
+{
+	static const char	*const open[] = { [CONFIG_DOC_CONF] = "",
+				    [CONFIG_DOC_MAN] = "\\fB",
+				    [CONFIG_DOC_MARKDOWN] = "`" };
+	static const char	*const close[] = { [CONFIG_DOC_CONF] = "",
+				    [CONFIG_DOC_MAN] = "\\fR",
+				    [CONFIG_DOC_MARKDOWN] = "`" };
+	int			 code = literal;
+
+	if (literal)
+		fputs(open[fmt], fp);
+	for (; *s != '\0'; s++) {
+		if (*s == '`' && !literal) {
+			code = !code;
+			fputs(code ? open[fmt] : close[fmt], fp);
+		} else if (fmt == CONFIG_DOC_MAN && *s == '\\')
+			fputs("\\e", fp);
+		else if (fmt == CONFIG_DOC_MAN && code && *s == '-')
+			fputs("\\-", fp);
+		else if (fmt == CONFIG_DOC_MAN && code && *s == '\'')
+			fputs("\\(aq", fp);
+		else if (fmt == CONFIG_DOC_MARKDOWN && *s == '|')
+			fputs("\\|", fp);
+		else if (fmt == CONFIG_DOC_MARKDOWN && !code && *s == '<')
+			fputs("&lt;", fp);
+		else if (fmt == CONFIG_DOC_MARKDOWN && !code &&
+		    strchr("*_[]\\", *s) != NULL)
+			fprintf(fp, "\\%c", *s);
+		else
+			fputc(*s, fp);
+	}
+	if (literal)
+		fputs(close[fmt], fp);
+}
+
+/*
+ * Comment text for conf/nodee.conf: words (backquotes dropped) filled
+ * into "# " lines of at most CONFIG_DOC_WIDTH columns, or with glue all
+ * of s as one word; *col is where the current line stands, 0 before the
+ * first word.  A word longer than a line gets a line of its own.
+ */
+static void
+config_doc_wrap(FILE *fp, const char *s, int glue, size_t *col)
+{
+	size_t	len, vis, i;
+	int	space;
+
+	while (*s != '\0') {
+		space = *s == ' ';
+		while (*s == ' ')
+			s++;
+		len = glue ? strlen(s) : strcspn(s, " ");
+		for (vis = 0, i = 0; i < len; i++)
+			vis += s[i] != '`';
+		if (vis == 0)
+			break;
+		if (*col == 0 || *col + (space ? 1 : 0) + vis >
+		    CONFIG_DOC_WIDTH) {
+			fprintf(fp, "%s# ", *col == 0 ? "" : "\n");
+			*col = 2;
+		} else if (space) {
+			fputc(' ', fp);
+			(*col)++;
+		}
+		for (i = 0; i < len; i++)
+			if (s[i] != '`')
+				fputc(s[i], fp);
+		*col += vis;
+		s += len;
+	}
 }

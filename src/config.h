@@ -10,6 +10,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "log.h"
 
@@ -24,6 +25,13 @@ struct config_depot {
 	char	url[CONFIG_URL_MAX];
 };
 
+/* The formats config_doc() prints the keys in. */
+enum config_doc {
+	CONFIG_DOC_CONF,	/* commented lines for conf/nodee.conf */
+	CONFIG_DOC_MAN,		/* roff for doc/nodee.8 */
+	CONFIG_DOC_MARKDOWN,	/* a table for README.md */
+};
+
 struct config {
 	char		prefix[PATH_MAX];
 	char		listen[128];
@@ -35,6 +43,7 @@ struct config {
 	char		tls_key[PATH_MAX];
 	int		insecure_listen;
 	char		allowed_hosts[CONFIG_HOSTS_MAX];
+	int		metrics_public;	/* /metrics without the token */
 	size_t		max_body;
 	unsigned	http_threads;
 	unsigned	max_streams;	/* open WebSockets at most */
@@ -71,5 +80,6 @@ int	config_check(const struct config *, char *, size_t);
 void	config_env_name(const char *, char *, size_t);
 int	config_listen_is_loopback(const struct config *);
 const char	*config_depot_for(const struct config *, const char *);
+void	config_doc(FILE *, enum config_doc);
 
 #endif

@@ -42,6 +42,8 @@
 #include "auth.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
+#include "store.h"
 #include "upload.h"
 
 #define HTTP_TIMEOUT_S	30
@@ -71,6 +73,7 @@ static MHD_AccessHandlerCallback	 http_ulfius_handler;
 static pthread_mutex_t		 http_uploads_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct http_upload	*http_uploads;
 static __thread struct upload	*http_upload_now;
+static __thread struct MHD_Connection	*http_conn_now;
 
 static void	http_utf8_fix(char *);
 static int	http_dispatch(const struct _u_request *, struct _u_response *,
@@ -79,6 +82,8 @@ static void	http_handle(struct http_req *);
 static int	http_authenticated(const struct http_req *);
 static int	http_read_body(struct http_req *);
 static void	http_route(struct http_req *);
+static const char	*http_route_of(const char *);
+static void	http_actor(const struct http_req *);
 static int	http_state_changing(const char *);
 static const char	*http_reason(int);
 static char	*http_read_file(const char *, char *, size_t);
@@ -499,10 +504,12 @@ http_dispatch(const struct _u_request *u, struct _u_response *res,
     void *unused)
 {
 	struct http_req	r;
+	struct timespec	t0, t1;
 	size_t		i;
 
 	(void)unused;
 	atomic_fetch_add(&http_inflight, 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	memset(&r, 0, sizeof(r));
 	r.u = u;
 	r.res = res;
@@ -514,6 +521,11 @@ http_dispatch(const struct _u_request *u, struct _u_response *res,
 	u_map_put(res->map_header, "X-Frame-Options", "DENY");
 	u_map_put(res->map_header, "Cache-Control", "no-store");
 	http_handle(&r);
+	store_actor_set(NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	metrics_http(r.method, r.route != NULL ? r.route : http_route_of(r.path),
+	    (int)res->status, (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	for (i = 0; i < r.nparams; i++)
 		free(r.params[i]);
 	json_decref(r.body);
@@ -547,6 +559,7 @@ http_handle(struct http_req *r)
 		    "console session");
 		return;
 	}
+	http_actor(r);
 	if (http_state_changing(r->method) &&
 	    !auth_origin_ok(http_header(r, "Origin"), host,
 	    http_tls_cert != NULL)) {
@@ -684,6 +697,64 @@ http_read_body(struct http_req *r)
 	return 0;
 }
 
+/*
+ * The pattern path would match, for the metrics of a request answered
+ * before routing (401, 403); NULL if none.
+ */
+static const char *
+http_route_of(const char *path)
+{
+	const struct http_route	*rt;
+	char			*params[HTTP_MAX_PARAMS];
+	size_t			 n, i;
+
+	for (rt = http_routes; rt->method != NULL; rt++)
+		if (http_match(rt->pattern, path, params, &n)) {
+			for (i = 0; i < n; i++)
+				free(params[i]);
+			return rt->pattern;
+		}
+	return NULL;
+}
+
+/*
+ * The audit trail's "by" for what this request causes: the client's
+ * address (from libmicrohttpd: Ulfius keeps only 16 bytes of it, too few
+ * for IPv6) and how it proved itself.
+ */
+static void
+http_actor(const struct http_req *r)
+{
+	const union MHD_ConnectionInfo	*ci;
+	struct store_actor		 a;
+	const struct sockaddr		*sa = NULL;
+
+	if (!http_authenticated(r))
+		return;
+	memset(&a, 0, sizeof(a));
+	snprintf(a.via, sizeof(a.via), "%s", auth_bearer_ok(http_header(r,
+	    "Authorization"), http_token) ? "token" : "cookie");
+	if (http_conn_now != NULL && (ci = MHD_get_connection_info(
+	    http_conn_now, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) != NULL)
+		sa = ci->client_addr;
+	if (sa != NULL && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->
+		    sin6_addr, a.addr, sizeof(a.addr));
+	else if (sa != NULL && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+		    a.addr, sizeof(a.addr));
+	else
+		snprintf(a.addr, sizeof(a.addr), "unknown");
+	store_actor_set(&a);
+}
+
+/* Did the request come with the token or the console's session? */
+int
+http_authorized(const struct http_req *r)
+{
+	return http_authenticated(r);
+}
+
 static void
 http_route(struct http_req *r)
 {
@@ -695,6 +766,7 @@ http_route(struct http_req *r)
 	for (rt = http_routes; rt->method != NULL; rt++) {
 		if (!http_match(rt->pattern, r->path, params, &n))
 			continue;
+		r->route = rt->pattern;
 		/* HEAD is GET without the body (libmicrohttpd drops it). */
 		if (strcmp(rt->method, r->method) == 0 ||
 		    (strcmp(r->method, "HEAD") == 0 &&
@@ -837,6 +909,7 @@ http_access(void *cls, struct MHD_Connection *c, const char *url,
 	struct http_upload	*h;
 	enum MHD_Result		 rc;
 
+	http_conn_now = c;	/* for the audit trail's client address */
 	if (*size == 0) {
 		if ((h = http_upload_find(c, 0)) == NULL)
 			return http_ulfius_handler(cls, c, url, method, version,

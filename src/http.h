@@ -25,6 +25,7 @@ struct http_req {
 	size_t			 nparams;
 	json_t			*body;	/* parsed JSON body or NULL */
 	struct upload		*upload; /* a body streamed to disk, or NULL */
+	const char		*route;	/* the pattern that matched, or NULL */
 };
 
 typedef void	(*http_handler)(struct http_req *, void *);
@@ -48,6 +49,7 @@ void	 http_login(struct http_req *, const char *, int);
 void	 http_logout(struct http_req *);
 int	 http_same_origin(const struct http_req *);
 int	 http_uploads_work(void);
+int	 http_authorized(const struct http_req *);
 void	 http_static(struct http_req *, const char *, const void *, size_t,
 	    const char *);
 const char	*http_header(const struct http_req *, const char *);

@@ -57,6 +57,7 @@ struct daemon_flags {
 };
 
 static void	usage(FILE *);
+static int	help_main(int, char **);
 static void	daemon_ready(const struct config *);
 
 static const char *const commands[] = { "daemon", "version", "help", NULL };
@@ -99,8 +100,10 @@ main(int argc, char **argv)
 		printf("nodee %s\n", NODEE_VERSION);
 		return 0;
 	}
+	if (argc >= 2 && strcmp(argv[1], "help") == 0)
+		return help_main(argc - 1, argv + 1);
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)) {
+	    strcmp(argv[1], "-h") == 0)) {
 		usage(stdout);
 		return 0;
 	}
@@ -120,6 +123,7 @@ usage(FILE *fp)
 	fprintf(fp,
 	    "usage: nodee daemon [options]\n"
 	    "       nodee --version | --help\n"
+	    "       nodee help config [--format conf|man|markdown]\n"
 	    "\n"
 	    "Runs the nodee daemon in the foreground.\n"
 	    "\n"
@@ -135,6 +139,54 @@ usage(FILE *fp)
 	    "  --show-login        print the console's login URL (with the\n"
 	    "                      API token) at start-up\n"
 	    "  --help, --version\n");
+}
+
+/*
+ * nodee help: the usage; nodee help config: every configuration key with
+ * its default, as conf/nodee.conf, the man page or the README show it
+ * (`make docs` copies it there).
+ */
+static int
+help_main(int argc, char **argv)
+{
+	static const char *const	 topics[] = { "config", NULL };
+	static const char *const	 formats[] = { "conf", "man", "markdown",
+					    NULL };
+	const char			*fmt = "conf";
+	int				 i;
+
+	if (argc < 2) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "config") != 0) {
+		fprintf(stderr, "nodee help: unknown topic '%s'; did you mean "
+		    "'%s'?\n", argv[1], cli_nearest(argv[1], topics));
+		return 2;
+	}
+	for (i = 2; i < argc; i++) {
+		if (strncmp(argv[i], "--format=", 9) == 0)
+			fmt = argv[i] + 9;
+		else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc)
+			fmt = argv[++i];
+		else {
+			fprintf(stderr, "nodee help config: unexpected '%s'\n"
+			    "usage: nodee help config [--format conf|man|"
+			    "markdown]\n", argv[i]);
+			return 2;
+		}
+	}
+	for (i = 0; formats[i] != NULL; i++)
+		if (strcmp(fmt, formats[i]) == 0)
+			break;
+	if (formats[i] == NULL) {
+		fprintf(stderr, "nodee help config: unknown format '%s'; did "
+		    "you mean '%s'?\n", fmt, cli_nearest(fmt, formats));
+		return 2;
+	}
+	config_doc(stdout, i == 0 ? CONFIG_DOC_CONF : i == 1 ?
+	    CONFIG_DOC_MAN : CONFIG_DOC_MARKDOWN);
+	return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
 }
 
 static int

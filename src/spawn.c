@@ -631,12 +631,18 @@ spawn_child(const struct spawn_plan *p, int report)
 	spawn_child_signals();
 	if (setsid() == -1)
 		goto fail;
+	/*
+	 * Into the runtime directory before the mount namespace is made:
+	 * unshare() moves the working directory into the copy, whereas a
+	 * directory entered after it would be a mount of nodee's namespace,
+	 * where getcwd() finds no path (pwd fails with EACCES).
+	 */
+	at = SPAWN_FCHDIR;
+	if (fchdir(p->cwdfd) == -1)
+		goto fail;
 	if (p->isolate && spawn_child_isolate(p, &at) == -1)
 		goto fail;
 	if (p->dropcaps && spawn_child_caps(p, &at) == -1)
-		goto fail;
-	at = SPAWN_FCHDIR;
-	if (fchdir(p->cwdfd) == -1)
 		goto fail;
 	at = SPAWN_DUP2;
 	if (spawn_child_stdio(p) == -1)

@@ -15,10 +15,14 @@
 
 #include "embed.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 
 #define STORE_BUSY_MS	5000
 
+static __thread struct store_actor	store_actor;
+static __thread int			store_actor_on;
+static int	store_busy(void *, int);
 static pthread_key_t	store_key;
 static pthread_once_t	store_once = PTHREAD_ONCE_INIT;
 static char		store_path[4096];
@@ -90,6 +94,32 @@ store_db(void)
 	return db;
 }
 
+/*
+ * SQLite's own busy timeout, counted for /metrics: sleeps that grow from
+ * 1 ms to 50 ms, until STORE_BUSY_MS have passed.
+ */
+static int
+store_busy(void *arg, int n)
+{
+	static const int	delays[] = { 1, 2, 5, 10, 15, 20, 25, 25, 50 };
+	const int		ndelays = sizeof(delays) / sizeof(delays[0]);
+	int			waited = 0, i;
+
+	(void)arg;
+	for (i = 0; i < n && i < ndelays; i++)
+		waited += delays[i];
+	if (n >= ndelays)
+		waited += (n - ndelays) * delays[ndelays - 1];
+	if (waited >= STORE_BUSY_MS) {
+		metrics_add(MC_STORE_BUSY_TIMEOUTS, 1);
+		return 0;
+	}
+	if (n == 0)
+		metrics_add(MC_STORE_BUSY_WAITS, 1);
+	sqlite3_sleep(n < ndelays ? delays[n] : delays[ndelays - 1]);
+	return 1;
+}
+
 int
 store_configure(sqlite3 *db, char *err, size_t errlen)
 {
@@ -99,7 +129,7 @@ store_configure(sqlite3 *db, char *err, size_t errlen)
 	    "PRAGMA synchronous = FULL;";
 	char			*msg = NULL;
 
-	sqlite3_busy_timeout(db, STORE_BUSY_MS);
+	sqlite3_busy_handler(db, store_busy, NULL);
 	if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "%s", msg ? msg : "pragma failed");
 		sqlite3_free(msg);
@@ -195,17 +225,40 @@ store_migrate(sqlite3 *db, char *err, size_t errlen)
  * Records an event.  detail may be NULL.  Returns -1 if the row could not
  * be written; the caller decides whether that matters.
  */
+/* This thread's actor, copied; NULL: events are nobody's request. */
+void
+store_actor_set(const struct store_actor *a)
+{
+	store_actor_on = a != NULL;
+	if (a != NULL)
+		store_actor = *a;
+}
+
+const struct store_actor *
+store_actor_get(void)
+{
+	return store_actor_on ? &store_actor : NULL;
+}
+
 int
 store_event(const char *kind, const char *subject, const json_t *detail)
 {
 	sqlite3		*db;
 	sqlite3_stmt	*st;
+	json_t		*d;
 	char		*text;
 	int		 rc;
 
 	if ((db = store_db()) == NULL)
 		return -1;
-	text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+	if (store_actor_on && (d = detail ? json_copy((json_t *)detail) :
+	    json_object()) != NULL) {
+		json_object_set_new(d, "by", json_pack("{s:s, s:s}", "addr",
+		    store_actor.addr, "via", store_actor.via));
+		text = json_dumps(d, JSON_COMPACT);
+		json_decref(d);
+	} else
+		text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
 	if (sqlite3_prepare_v2(db, "INSERT INTO events (time, kind, subject, "
 	    "detail) VALUES (?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
 		log_error("store", "event %s: %s", kind, sqlite3_errmsg(db));

@@ -11,6 +11,15 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+/*
+ * Who asked for what the events of this thread record (the API's client):
+ * each event gets "by": {"addr", "via": "token" | "cookie"} while set.
+ */
+struct store_actor {
+	char	addr[64];
+	char	via[8];
+};
+
 int		 store_open(const char *, char *, size_t);
 void		 store_close(void);
 sqlite3		*store_db(void);
@@ -19,6 +28,8 @@ int		 store_schema_version(sqlite3 *);
 int		 store_latest_version(void);
 int		 store_configure(sqlite3 *, char *, size_t);
 int		 store_event(const char *, const char *, const json_t *);
+void		 store_actor_set(const struct store_actor *);
+const struct store_actor	*store_actor_get(void);
 
 /* Which events: NULL and 0 match everything; kind "x.*" is a prefix. */
 struct store_event_query {

@@ -56,6 +56,7 @@
 #include "fs.h"
 #include "jobs.h"
 #include "log.h"
+#include "metrics.h"
 #include "prepare.h"
 #include "rundir.h"
 #include "service.h"
@@ -106,6 +107,8 @@ struct sup_cmd {
 	int			 done;
 	enum nd_rc		 rc;
 	char			 err[512];
+	struct store_actor	 by;	/* the API client that asked */
+	int			 has_by;
 	struct sup_cmd		*next;
 };
 
@@ -395,8 +398,13 @@ sup_command(enum sup_op op, const char *coord, json_t *spec, int64_t job,
 static int
 sup_call(struct sup_cmd *c, int64_t *job, char *err, size_t errlen)
 {
+	const struct store_actor	*by = store_actor_get();
 	enum nd_rc	rc;
 
+	if (by != NULL) {
+		c->by = *by;
+		c->has_by = 1;
+	}
 	c->wait = 1;
 	sup_enqueue(c);
 	pthread_mutex_lock(&sup_mtx);
@@ -547,7 +555,10 @@ sup_commands(void)
 		if (c->op == SUP_QUIT)
 			quit = 1;
 		sup_w.cmds++;
+		/* The events the command causes now are its client's. */
+		store_actor_set(c->has_by ? &c->by : NULL);
 		sup_handle(c);
+		store_actor_set(NULL);
 	}
 	return quit;
 }
@@ -1209,8 +1220,10 @@ sup_start_main(struct svc *s, enum supfsm_why why)
 	s->f.started = store_mono_ms();
 	if (sup_proc_start(pid, &s->pstart) != 0)
 		s->pstart = 0;
-	if (why == SW_RESTART)
+	if (why == SW_RESTART) {
 		s->f.restarts++;
+		metrics_add(MC_RESTARTS, 1);
+	}
 	sup_w.spawns++;
 	if (sup_w.nspawned == sup_w.capspawned) {
 		size_t	 cap = sup_w.capspawned ? sup_w.capspawned * 2 : 16;

@@ -38,6 +38,7 @@ const SCRIPTS = {
 echo "argc=$#"
 for a in "$@"; do printf 'arg=[%s]\\n' "$a"; done
 echo "cwd=$(pwd)"
+echo "physical=$(/bin/pwd -P 2>&1)"
 echo "uid=$(id -u)"
 env | sort | sed 's/^/env:/'
 echo "started $$" >&2
@@ -173,10 +174,12 @@ function svcZip(cprog) {
 const prefixes = new Set();
 const strays = new Set(); // processes the tests spawn themselves
 
-// A prefix a dynamic uid can traverse (mkdtemp makes it 0700).
+// A prefix a dynamic uid can traverse (mkdtemp makes it 0700): 0711, as
+// nodee makes one itself, searchable but not readable, so that a service
+// sees the same ancestors as on a real machine.
 function newPrefix() {
   const p = tmpdir('svc');
-  fs.chmodSync(p, 0o755);
+  fs.chmodSync(p, 0o711);
   prefixes.add(p);
   return p;
 }
@@ -397,6 +400,9 @@ test('env: nodee\'s variables and the spec\'s, nothing of the daemon\'s own; cwd
   assert.equal(env.has('LEAK_CHECK_FROM_DAEMON'), false, 'the daemon\'s environment does not leak');
   assert.equal(env.has('NODE_TEST_CONTEXT'), false);
   assert.match(out, new RegExp(`^cwd=${dir}$`, 'm'));
+  // getcwd() itself, not the shell's $PWD: it failed (EACCES) when the
+  // child entered its directory after making its mount namespace.
+  assert.match(out, new RegExp(`^physical=${dir}$`, 'm'));
   assert.match(out, new RegExp(`^uid=${s.uid}$`, 'm'));
   assert.equal(fs.readlinkSync(`/proc/${s.pid}/cwd`), dir);
 });
