@@ -1364,15 +1364,15 @@ cli_logs(struct cli *c)
 	char		 path[2048];
 	const char	*stream = c->val[O_STDERR] ? "stderr" : "stdout";
 	const char	*tail = c->val[O_N];
-	char		*p;
 	struct cli_buf	 b;
 	long		 status = 0;
 	json_t		*doc;
 	int		 rc;
 
 	c->val[O_N] = NULL;	/* -n is the tail here, not a limit */
-	if ((rc = cli_path(c, "/api/v1/services/%s/logs", path,
-	    sizeof(path))) != CLI_OK)
+	if ((rc = cli_path(c, c->val[O_FOLLOW] != NULL ?
+	    "/api/v1/services/%s/logs/follow" : "/api/v1/services/%s/logs",
+	    path, sizeof(path))) != CLI_OK)
 		return rc;
 	snprintf(path + strlen(path), sizeof(path) - strlen(path),
 	    "?stream=%s", stream);
@@ -1383,12 +1383,8 @@ cli_logs(struct cli *c)
 		fprintf(stderr, "nodee: -n: '%s' is not a number\n", tail);
 		return CLI_USAGE;
 	}
-	if (c->val[O_FOLLOW] != NULL) {
-		if ((p = strchr(path, '?')) != NULL)
-			memmove(p + 7, p, strlen(p) + 1);
-		memcpy(p, "/follow", 7);
+	if (c->val[O_FOLLOW] != NULL)
 		return cli_follow(c, path, cli_log_msg, NULL);
-	}
 	if ((rc = cli_http(c, "GET", path, NULL, &b, &status)) != CLI_OK)
 		return rc;
 	if (status != 200)

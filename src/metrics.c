@@ -428,7 +428,7 @@ metrics_requests(struct metrics_out *o)
 	    "Time nodee took to answer, by method and route.");
 	for (k = 0; k < n; k++) {
 		r = &rs[k];
-		for (i = 0, cum = 0; i <= METRICS_NBUCKET; i++) {
+		for (i = 0; i <= METRICS_NBUCKET; i++) {
 			metrics_printf(o, "nodee_http_request_duration_seconds_"
 			    "bucket{method=\"%s\",route=\"", r->method);
 			metrics_label(o, r->route);
