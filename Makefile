@@ -7,7 +7,7 @@ PKGS	:= libulfius libmicrohttpd jansson gnutls sqlite3 libcurl libzip libsystemd
 DEB_PKGS := build-essential pkg-config libulfius-dev libmicrohttpd-dev \
 	libjansson-dev libcurl4-gnutls-dev libgnutls28-dev libsqlite3-dev \
 	libzip-dev zip unzip libcmocka-dev sqlite3 curl openssl nodejs npm cppcheck clang-tidy \
-	libzookeeper-mt-dev zookeeper chromium libsystemd-dev
+	libzookeeper-mt-dev zookeeper chromium libsystemd-dev man-db groff-base
 
 # Empty until `make deps` has installed the -dev packages.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -134,7 +134,8 @@ bench: deps tests/node_modules/.package-lock.json
 	node tests/bench/prepare.js
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the example
-# configuration (kept if there is one) and the systemd unit.
+# configuration (kept if there is one), the systemd unit, the man page
+# and the bash completion.
 INSTALL_PREFIX = $(or $(PREFIX),/usr/local)
 
 install: nodee
@@ -149,6 +150,17 @@ install: nodee
 	install -D -m 0644 nodee.service.tmp \
 		$(DESTDIR)/lib/systemd/system/nodee.service
 	@rm -f nodee.service.tmp
+	install -D -m 0644 doc/nodee.8 \
+		$(DESTDIR)$(INSTALL_PREFIX)/share/man/man8/nodee.8
+	install -D -m 0644 conf/nodee.bash-completion \
+		$(DESTDIR)$(INSTALL_PREFIX)/share/bash-completion/completions/nodee
+
+# The configuration keys in doc/nodee.8, README.md and conf/nodee.conf,
+# from the table in src/config.c (tests/integration/docs.test.js checks
+# that they agree).
+.PHONY: docs
+docs: nodee
+	sh tools/docs.sh ./nodee
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \

@@ -3,7 +3,8 @@
  * with good and bad values, the three sources and their order (file <
  * environment < flags), the error texts that tell an operator where a bad
  * value came from, and the cross-key checks that keep a plain-HTTP
- * listener off the network.
+ * listener off the network; and the documentation config_doc() prints
+ * from the table of keys, in each of its three formats.
  */
 #include <stdio.h>
 #include <string.h>
@@ -42,6 +43,9 @@ static void	test_env_bad_value(void **);
 static void	test_env_name(void **);
 static void	test_check(void **);
 static void	test_loopback(void **);
+static void	test_doc_conf(void **);
+static void	test_doc_man(void **);
+static void	test_doc_markdown(void **);
 
 static void	set_ok(struct config *, const char *, const char *);
 static void	set_bad(struct config *, const char *, const char *);
@@ -53,6 +57,8 @@ static unsigned long long	field_of(const struct config *, const char *);
 static void	check_label(struct config *, const char *, const char *,
 		    const char *const *, size_t, const char *const *, size_t);
 static void	write_conf(const char *, const char *, char *);
+static char	*doc_text(enum config_doc);
+static size_t	doc_count(const char *, const char *);
 
 int
 main(void)
@@ -86,6 +92,10 @@ main(void)
 		cmocka_unit_test(test_env_name),
 		cmocka_unit_test(test_check),
 		cmocka_unit_test(test_loopback),
+		cmocka_unit_test_setup_teardown(test_doc_conf, unit_dir_setup,
+		    unit_dir_teardown),
+		cmocka_unit_test(test_doc_man),
+		cmocka_unit_test(test_doc_markdown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
@@ -112,6 +122,7 @@ test_defaults(void **state)
 	assert_string_equal(cf.tls_key, "");
 	assert_int_equal(cf.insecure_listen, 0);
 	assert_string_equal(cf.allowed_hosts, "");
+	assert_int_equal(cf.metrics_public, 0);
 	assert_int_equal(cf.max_body, 1024 * 1024);
 	assert_int_equal(cf.http_threads, 4);
 	assert_string_equal(cf.cell, "cell");
@@ -148,6 +159,7 @@ test_set_bool(void **state)
 
 	(void)state;
 	check_values("insecure_listen", good, nitems(good), bad, nitems(bad));
+	check_values("metrics_public", good, nitems(good), bad, nitems(bad));
 	config_defaults(&cf);
 	assert_int_equal(config_set(&cf, "insecure_listen", "garbage", err,
 	    sizeof(err)), -1);
@@ -791,6 +803,8 @@ field_of(const struct config *cf, const char *key)
 {
 	if (strcmp(key, "insecure_listen") == 0)
 		return (unsigned long long)cf->insecure_listen;
+	if (strcmp(key, "metrics_public") == 0)
+		return (unsigned long long)cf->metrics_public;
 	if (strcmp(key, "max_body") == 0)
 		return cf->max_body;
 	if (strcmp(key, "http_threads") == 0)
@@ -825,6 +839,199 @@ check_label(struct config *cf, const char *key, const char *field,
 	assert_string_equal(field, longest);
 	set_bad_list(cf, key, bad, nbad);
 	assert_string_equal(field, longest);
+}
+
+/*
+ * The conf format is a configuration file: uncommenting every key whose
+ * default is a value (not one computed at start-up) gives a file the
+ * parser takes and that changes nothing, so the defaults it shows are the
+ * defaults config_defaults() sets.  Lines are comments, wrapped, without
+ * the table's backquotes.
+ */
+static void
+test_doc_conf(void **state)
+{
+	struct config	 cf, defaults;
+	char		 path[PATH_MAX], err[ERRLEN], *text, *out, *line, *next;
+	size_t		 keys = 0, uncommented = 0, o = 0;
+	int		 computed = 0, described = 0;
+
+	text = doc_text(CONFIG_DOC_CONF);
+	assert_non_null(out = malloc(strlen(text) + 1));
+	for (line = text; *line != '\0'; line = next) {
+		next = strchr(line, '\n');
+		assert_non_null(next);	/* every line ends */
+		*next++ = '\0';
+		assert_true(strlen(line) <= 76);
+		assert_null(strchr(line, '`'));
+		if (line[0] == '\0') {
+			assert_false(described);	/* a key follows its text */
+			continue;
+		}
+		assert_int_equal(line[0], '#');
+		if (line[1] == ' ') {
+			described = 1;
+			if (strstr(line, "(default:") != NULL)
+				computed = 1;
+			continue;
+		}
+		/* "#key = value": the key's line, after its description. */
+		assert_true(described);
+		assert_non_null(strstr(line, " ="));
+		keys++;
+		if (!computed) {
+			o += (size_t)sprintf(out + o, "%s\n", line + 1);
+			uncommented++;
+		}
+		described = computed = 0;
+	}
+	out[o] = '\0';
+	assert_true(keys >= 30);
+	assert_int_equal(doc_count(out, "\n"), uncommented);
+	/* Computed: the host name, the depot of a group, the S3 endpoint. */
+	assert_int_equal(keys - uncommented, 3);
+	assert_non_null(strstr(out, "metrics_public = no\n"));
+	assert_non_null(strstr(out, "max_body = 1M\n"));
+	assert_non_null(strstr(out, "tls_cert =\n"));
+	assert_null(strstr(out, "instance ="));
+
+	write_conf(*state, out, path);
+	config_defaults(&defaults);
+	config_defaults(&cf);
+	if (config_load_file(&cf, path, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_memory_equal(&cf, &defaults, sizeof(cf));
+	free(out);
+	free(text);
+}
+
+/*
+ * roff: a .TP paragraph per key (as many as conf has keys), nothing else
+ * that troff would read as a request, literals in bold with their
+ * hyphens as \- (so that options copy as they read), ranges from the
+ * table's bounds.
+ */
+static void
+test_doc_man(void **state)
+{
+	char		*text, *md, *p;
+	int		 bold = 0;
+
+	(void)state;
+	text = doc_text(CONFIG_DOC_MAN);
+	md = doc_text(CONFIG_DOC_MARKDOWN);
+	assert_int_equal(strncmp(text, ".TP\n", 4), 0);
+	/* As many paragraphs as the Markdown table has rows of keys. */
+	assert_int_equal(doc_count(text, ".TP\n"), doc_count(md, "\n| `"));
+	assert_int_equal(doc_count(text, "\n.") + 1, doc_count(text, ".TP\n"));
+	assert_int_equal(doc_count(text, "\n'"), 0);
+	assert_null(strchr(text, '`'));
+	assert_non_null(strstr(text, ".TP\n\\fBprefix\\fR (default: "
+	    "\\fB/var/lib/nodee\\fR)\nnodee's directory tree: "));
+	assert_non_null(strstr(text, "\\fBmax_body\\fR (default: \\fB1M\\fR; "
+	    "64 to 1G)\n"));
+	assert_non_null(strstr(text, "\\fBdownload_max\\fR (default: "
+	    "\\fB4G\\fR; 1K to 1024G)\n"));
+	assert_non_null(strstr(text, "\\fBarchive_max_entries\\fR (default: "
+	    "\\fB200000\\fR; 1 to 10000000)\n"));
+	assert_non_null(strstr(text, "\\fBs3_region\\fR (default: "
+	    "\\fBus\\-east\\-1\\fR)\n"));
+	assert_non_null(strstr(text, "\\fBinstance\\fR (default: the host "
+	    "name)\n"));
+	assert_non_null(strstr(text, "\\fBtls_cert\\fR (default: empty)\n"));
+	assert_non_null(strstr(text, "(flag \\fB\\-\\-log\\-level\\fR)"));
+	assert_non_null(strstr(text, "\\fBmetrics_public\\fR (default: "
+	    "\\fBno\\fR)\nserve \\fB/metrics\\fR without the token\n"));
+	/* Inside bold, every hyphen is escaped; bold always ends. */
+	for (p = text; *p != '\0'; p++) {
+		assert_true((unsigned char)*p < 0x80);
+		if (strncmp(p, "\\fB", 3) == 0)
+			bold = 1;
+		else if (strncmp(p, "\\fR", 3) == 0)
+			bold = 0;
+		else if (*p == '\n')
+			assert_false(bold);
+		else if (bold && *p == '-')
+			assert_int_equal(p[-1], '\\');
+	}
+	free(md);
+	free(text);
+}
+
+/*
+ * Markdown: a header and a row of three cells per key; '|' escaped and
+ * '<' outside code (it would open an HTML tag), ranges in the default
+ * cell.
+ */
+static void
+test_doc_markdown(void **state)
+{
+	char		*text, *line, *next, *p;
+	size_t		 rows = 0, bars;
+	int		 code;
+
+	(void)state;
+	text = doc_text(CONFIG_DOC_MARKDOWN);
+	assert_int_equal(strncmp(text, "| key | default | meaning |\n"
+	    "|---|---|---|\n", 42), 0);
+	for (line = text + 42; *line != '\0'; line = next) {
+		assert_non_null(next = strchr(line, '\n'));
+		*next++ = '\0';
+		assert_int_equal(strncmp(line, "| `", 3), 0);
+		assert_int_equal(strcmp(line + strlen(line) - 2, " |"), 0);
+		for (bars = 0, code = 0, p = line; *p != '\0'; p++) {
+			assert_true((unsigned char)*p < 0x80);
+			if (*p == '`')
+				code = !code;
+			else if (*p == '|' && (p == line || p[-1] != '\\'))
+				bars++;
+			else if (*p == '<')
+				assert_true(code);
+		}
+		assert_int_equal(bars, 4);
+		assert_false(code);
+		rows++;
+	}
+	assert_true(rows >= 30);
+	free(text);
+	text = doc_text(CONFIG_DOC_MARKDOWN);
+	assert_non_null(strstr(text, "\n| `download_max` | `4G` (1K to 1024G) "
+	    "| largest download"));
+	assert_non_null(strstr(text, "\n| `depot.<groupId>` | none | "));
+	assert_non_null(strstr(text, "\n| `instance` | the host name | "));
+	assert_non_null(strstr(text, "\n| `s3_endpoint` | AWS for `s3_region` "
+	    "| "));
+	assert_non_null(strstr(text, "\n| `metrics_public` | `no` | serve "
+	    "`/metrics` without the token |\n"));
+	free(text);
+}
+
+/* What config_doc() prints in a format; the caller frees it. */
+static char *
+doc_text(enum config_doc fmt)
+{
+	char	*text = NULL;
+	size_t	 len = 0;
+	FILE	*fp;
+
+	assert_non_null(fp = open_memstream(&text, &len));
+	config_doc(fp, fmt);
+	assert_int_equal(fclose(fp), 0);
+	assert_true(len > 0);
+	return text;
+}
+
+/* How many times needle occurs in hay. */
+static size_t
+doc_count(const char *hay, const char *needle)
+{
+	size_t	n = 0;
+
+	while ((hay = strstr(hay, needle)) != NULL) {
+		n++;
+		hay += strlen(needle);
+	}
+	return n;
 }
 
 /* Writes dir/nodee.conf; path gets its name (PATH_MAX bytes). */
