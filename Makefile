@@ -7,7 +7,7 @@ PKGS	:= libulfius libmicrohttpd jansson gnutls sqlite3 libcurl libzip libsystemd
 DEB_PKGS := build-essential pkg-config libulfius-dev libmicrohttpd-dev \
 	libjansson-dev libcurl4-gnutls-dev libgnutls28-dev libsqlite3-dev \
 	libzip-dev zip unzip libcmocka-dev sqlite3 curl openssl nodejs npm cppcheck clang-tidy \
-	libzookeeper-mt-dev zookeeper chromium libsystemd-dev man-db groff-base
+	libzookeeper-mt-dev zookeeper chromium libsystemd-dev python3 man-db groff-base
 
 # Empty until `make deps` has installed the -dev packages.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -690,11 +690,13 @@ api_job_id(struct http_req *r, int64_t *id)
 	char		*end;
 	long long	 v;
 
+	/* Digits only: strtoll alone would take " 1" and "+1" for 1. */
 	errno = 0;
-	v = strtoll(r->params[0], &end, 10);
-	if (errno != 0 || *end != '\0' || v < 1) {
-		http_problem(r, 400, "job id: '%.100s' is not a job id",
-		    r->params[0]);
+	v = strspn(r->params[0], "0123456789") == strlen(r->params[0]) ?
+	    strtoll(r->params[0], &end, 10) : -1;
+	if (errno != 0 || v < 1 || *end != '\0') {
+		http_problem(r, 400, "job id: '%.100s' is not a job id (digits "
+		    "only)", r->params[0]);
 		return -1;
 	}
 	*id = v;
