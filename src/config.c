@@ -78,7 +78,19 @@ static const struct config_key config_keys[] = {
 	    "largest request body in bytes (suffixes K, M, G); a larger one "
 	    "gets 413" },
 	{ "http_threads", CT_UINT, F(http_threads), 1, 256, "4", NULL,
-	    "HTTP worker threads (a libmicrohttpd thread pool, epoll)" },
+	    "HTTP worker threads (a libmicrohttpd thread pool)" },
+	{ "http_max_connections", CT_UINT, F(http_max_connections), 16,
+	    100000, "1000", NULL, "HTTP connections open at once; past it "
+	    "new ones are closed at once" },
+	{ "http_max_per_ip", CT_UINT, F(http_max_per_ip), 1, 100000, "64",
+	    NULL, "HTTP connections open at once from one client address, so "
+	    "that one address cannot take them all" },
+	{ "http_timeout_s", CT_UINT, F(http_timeout_s), 1, 3600, "30", NULL,
+	    "seconds a connection may stay silent while a request is read or "
+	    "answered" },
+	{ "http_header_timeout_s", CT_UINT, F(http_header_timeout_s), 1, 3600,
+	    "5", NULL, "seconds a connection may stay silent before its "
+	    "request's headers are complete, and between requests" },
 	{ "max_streams", CT_UINT, F(max_streams), 1, 4096, "64", NULL,
 	    "WebSockets (`/api/v1/stream`, log follow) open at once; one more "
 	    "gets 503" },
@@ -179,6 +191,10 @@ config_defaults(struct config *cf)
 	cf->log_level = LOG_LVL_INFO;
 	cf->max_body = 1024 * 1024;
 	cf->http_threads = 4;
+	cf->http_max_connections = 1000;
+	cf->http_max_per_ip = 64;
+	cf->http_timeout_s = 30;
+	cf->http_header_timeout_s = 5;
 	cf->max_streams = 64;
 	cf->workers = 4;
 	cf->download_max = 4ULL << 30;

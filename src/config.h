@@ -46,6 +46,10 @@ struct config {
 	int		metrics_public;	/* /metrics without the token */
 	size_t		max_body;
 	unsigned	http_threads;
+	unsigned	http_max_connections;
+	unsigned	http_max_per_ip;	/* connections from one address */
+	unsigned	http_timeout_s;		/* silence while a request runs */
+	unsigned	http_header_timeout_s;	/* ... before its headers */
 	unsigned	max_streams;	/* open WebSockets at most */
 	char		cell[CONFIG_LABEL_MAX];
 	char		instance[CONFIG_LABEL_MAX];

@@ -46,7 +46,14 @@
 #include "store.h"
 #include "upload.h"
 
-#define HTTP_TIMEOUT_S	30
+/*
+ * libmicrohttpd's memory for one connection's request line and headers:
+ * room for a request the checks below can still answer (414, 431)
+ * rather than one it must drop.  Pages are touched only when used.
+ */
+#define HTTP_POOL_BYTES	(128 * 1024)
+#define HTTP_MAX_QUERY	64	/* query parameters; more is 414 */
+#define HTTP_MAX_HEADERS	64	/* headers; more is 431 */
 
 static struct _u_instance	 http_inst;
 static const struct config	*http_cf;
@@ -110,7 +117,7 @@ http_start(const struct config *cf, const char *token,
 {
 	static struct sockaddr_in	 sin;
 	static struct sockaddr_in6	 sin6;
-	struct MHD_OptionItem		 ops[10];
+	struct MHD_OptionItem		 ops[16];
 	unsigned			 flags;
 	int				 n = 0, rc;
 
@@ -177,9 +184,27 @@ http_start(const struct config *cf, const char *token,
 	    cf->listen_ipv6 ? (void *)&sin6 : (void *)&sin };
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
 	    cf->http_threads, NULL };
+	/*
+	 * Until a request's headers are complete (and between requests) a
+	 * connection gets the short timeout; http_access gives it the long
+	 * one while its request runs.  With the limits, a slow or abandoned
+	 * client costs one slot for a few seconds, and one address cannot
+	 * hold them all.
+	 */
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
-	    HTTP_TIMEOUT_S, NULL };
-	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    cf->http_header_timeout_s, NULL };
+	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
+	    cf->http_max_connections, NULL };
+	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    cf->http_max_per_ip, NULL };
+	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    HTTP_POOL_BYTES, NULL };
+	/*
+	 * poll(), not epoll: with epoll, libmicrohttpd 0.9.75 keeps a
+	 * connection it gave up on (a request too large for its pool) open
+	 * until the timeout, with no answer, instead of closing it.
+	 */
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 	    MHD_ALLOW_UPGRADE | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	if (cf->listen_ipv6)
 		flags |= MHD_USE_IPv6;
@@ -539,7 +564,18 @@ http_handle(struct http_req *r)
 {
 	const char	*host = http_header(r, "Host");
 	const char	*token;
+	unsigned	 n;
 
+	if ((n = u_map_count(r->u->map_url)) > HTTP_MAX_QUERY) {
+		http_problem(r, 414, "%u query parameters: at most %d", n,
+		    HTTP_MAX_QUERY);
+		return;
+	}
+	if ((n = u_map_count(r->u->map_header)) > HTTP_MAX_HEADERS) {
+		http_problem(r, 431, "%u headers: at most %d", n,
+		    HTTP_MAX_HEADERS);
+		return;
+	}
 	if (!auth_host_allowed(host, http_cf->listen_host,
 	    http_cf->allowed_hosts)) {
 		http_problem(r, 403, "Host '%s' is not a name of this node; "
@@ -818,10 +854,14 @@ http_reason(int status)
 	case 405: return "Method Not Allowed";
 	case 409: return "Conflict";
 	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
 	case 415: return "Unsupported Media Type";
 	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
+	case 507: return "Insufficient Storage";
 	default: return "Error";
 	}
 }
@@ -864,18 +904,34 @@ fail:
 	return NULL;
 }
 
+/*
+ * libmicrohttpd's messages, at most one line per kind (its format
+ * string) every 10 s with a count: a flood of dropped connections must
+ * not become a flood of log lines.
+ */
 static void
 http_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	char	line[512];
-	size_t	n;
+	static struct {
+		_Atomic(const char *)	fmt;
+		struct log_limit	lim;
+	}		kinds[16];
+	const char	*none;
+	char		line[512];
+	size_t		n, i;
 
 	(void)cls;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n > 0 && line[n - 1] == '\n')
 		line[--n] = '\0';
-	log_warn("mhd", "%s", line);
+	for (i = 0; i < 15; i++) {
+		none = NULL;	/* a free slot, or the one fmt already has */
+		if (atomic_compare_exchange_strong(&kinds[i].fmt, &none, fmt) ||
+		    none == fmt)
+			break;
+	}
+	log_limited(&kinds[i].lim, 10000, LOG_LVL_WARN, "mhd", "%s", line);
 }
 
 /* The end of a request: nodee's hook, then Ulfius's own bookkeeping. */
@@ -889,6 +945,9 @@ http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		upload_close(&h->up);
 		free(h);
 	}
+	/* Waiting for the next request: the short timeout again. */
+	(void)MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+	    http_cf->http_header_timeout_s);
 	if (http_after != NULL)
 		http_after();
 	mhd_request_completed(cls, c, con_cls, toe);
@@ -911,6 +970,9 @@ http_access(void *cls, struct MHD_Connection *c, const char *url,
 
 	http_conn_now = c;	/* for the audit trail's client address */
 	if (*size == 0) {
+		/* The headers are in: the request gets the long timeout. */
+		(void)MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+		    http_cf->http_timeout_s);
 		if ((h = http_upload_find(c, 0)) == NULL)
 			return http_ulfius_handler(cls, c, url, method, version,
 			    data, size, con_cls);
