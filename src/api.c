@@ -114,10 +114,24 @@ const struct http_route api_routes[] = {
 	{ NULL,		NULL,				NULL },
 };
 
+/*
+ * 200 "ok" while the daemon serves and its store takes writes; 503 with
+ * the reason otherwise (state changes are refused then too).
+ */
 static void
 api_healthz(struct http_req *r, void *arg)
 {
+	char	why[300], text[400];
+	int	n;
+
 	(void)arg;
+	if (store_health(why, sizeof(why)) != 0) {
+		n = snprintf(text, sizeof(text), "store: %s\n", why);
+		u_map_put(r->res->map_header, "Retry-After", "5");
+		http_body(r, 503, "text/plain; charset=utf-8", text,
+		    (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+		return;
+	}
 	http_body(r, 200, "text/plain; charset=utf-8", "ok\n", 3);
 }
 

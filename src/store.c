@@ -19,9 +19,11 @@
 #include "store.h"
 
 #define STORE_BUSY_MS	5000
+#define STORE_HEALTH_MS	2000
 
 static __thread struct store_actor	store_actor;
 static __thread int			store_actor_on;
+static struct log_limit		store_health_log;
 static int	store_busy(void *, int);
 static pthread_key_t	store_key;
 static pthread_once_t	store_once = PTHREAD_ONCE_INIT;
@@ -225,6 +227,56 @@ store_migrate(sqlite3 *db, char *err, size_t errlen)
  * Records an event.  detail may be NULL.  Returns -1 if the row could not
  * be written; the caller decides whether that matters.
  */
+/*
+ * Can the store still take a write?  A real one (the health row, synced
+ * like every commit), at most every STORE_HEALTH_MS; the answers between
+ * are the last one's.  0, or -1 with why.
+ */
+int
+store_health(char *why, size_t whylen)
+{
+	static pthread_mutex_t	 mtx = PTHREAD_MUTEX_INITIALIZER;
+	static int64_t		 last;
+	static int		 ok = 1;
+	static char		 reason[256];
+	sqlite3			*db;
+	sqlite3_stmt		*st;
+	int64_t			 now = store_mono_ms();
+	int			 rc;
+
+	pthread_mutex_lock(&mtx);
+	if (last == 0 || now - last >= STORE_HEALTH_MS) {
+		last = now;
+		if ((db = store_db()) == NULL) {
+			ok = 0;
+			snprintf(reason, sizeof(reason), "cannot open %.200s",
+			    store_path);
+		} else if (sqlite3_prepare_v2(db, "UPDATE health SET "
+		    "checked_at = ?1 WHERE id = 1", -1, &st, NULL) !=
+		    SQLITE_OK) {
+			ok = 0;
+			snprintf(reason, sizeof(reason), "%s",
+			    sqlite3_errmsg(db));
+		} else {
+			sqlite3_bind_int64(st, 1, store_now_ms());
+			rc = sqlite3_step(st);
+			ok = rc == SQLITE_DONE;
+			if (!ok)
+				snprintf(reason, sizeof(reason), "cannot write "
+				    "to %.120s: %.100s", store_path,
+				    sqlite3_errmsg(db));
+			sqlite3_finalize(st);
+		}
+		if (!ok)
+			log_limited(&store_health_log, 60000, LOG_LVL_ERROR,
+			    "store", "%s", reason);
+	}
+	rc = ok ? 0 : -1;
+	snprintf(why, whylen, "%s", ok ? "" : reason);
+	pthread_mutex_unlock(&mtx);
+	return rc;
+}
+
 /* This thread's actor, copied; NULL: events are nobody's request. */
 void
 store_actor_set(const struct store_actor *a)

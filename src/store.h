@@ -29,6 +29,7 @@ int		 store_latest_version(void);
 int		 store_configure(sqlite3 *, char *, size_t);
 int		 store_event(const char *, const char *, const json_t *);
 void		 store_actor_set(const struct store_actor *);
+int		 store_health(char *, size_t);
 const struct store_actor	*store_actor_get(void);
 
 /* Which events: NULL and 0 match everything; kind "x.*" is a prefix. */
