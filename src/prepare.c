@@ -347,8 +347,9 @@ prepare_snapshot_check(const struct config *cf, const json_t *s,
 }
 
 /*
- * The spec as the API shows it: S3 secrets replaced by "(hidden)", URLs
- * without user information and query (a presigned URL's signature).
+ * The spec as the API shows it: S3 secrets and secret_env's values
+ * replaced by "(hidden)", URLs without user information and query (a
+ * presigned URL's signature).
  */
 json_t *
 prepare_spec_redact(const json_t *spec)
@@ -358,6 +359,9 @@ prepare_spec_redact(const json_t *spec)
 	char		 buf[2048];
 	size_t		 i;
 
+	json_object_foreach(json_object_get(r, "secret_env"), k, v)
+		json_object_set_new(json_object_get(r, "secret_env"), k,
+		    json_string(PREPARE_HIDDEN));
 	json_object_foreach(json_object_get(r, "credentials"), k, v) {
 		if (json_object_get(v, "secret_access_key") != NULL)
 			json_object_set_new(v, "secret_access_key",

@@ -152,7 +152,8 @@ service_spec_check(const struct config *cf, const json_t *in, char *err,
     size_t errlen)
 {
 	static const char *const top[] = { "artifact", "command", "options",
-	    "args", "env", "start", "restart", "stop", "drain", "user",
+	    "args", "env", "secret_env", "start", "restart", "stop", "drain",
+	    "user",
 	    "limits", "capabilities", "prepare", "snapshot", "credentials",
 	    NULL };
 	json_t	*s;
@@ -412,24 +413,42 @@ service_check_args(json_t *s, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * env and secret_env: objects of strings.  secret_env reaches the process
+ * like env but the API, the events and ZooKeeper show its values as
+ * "(hidden)"; a name in both would make one silently win, so it is
+ * refused.
+ */
 static int
 service_check_env(json_t *s, char *err, size_t errlen)
 {
+	static const char *const keys[] = { "env", "secret_env" };
 	const char	*k;
 	json_t		*o, *v;
+	size_t		 i;
 
-	if ((o = json_object_get(s, "env")) == NULL)
-		json_object_set_new(s, "env", o = json_object());
-	if (!json_is_object(o)) {
-		snprintf(err, errlen, "env: must be an object of strings");
-		return -1;
-	}
-	json_object_foreach(o, k, v) {
-		if (!json_is_string(v) || k[0] == '\0' || strchr(k, '=') !=
-		    NULL) {
-			snprintf(err, errlen, "env.%.100s: names must be "
-			    "non-empty without '=', values strings", k);
+	for (i = 0; i < 2; i++) {
+		if ((o = json_object_get(s, keys[i])) == NULL)
+			json_object_set_new(s, keys[i], o = json_object());
+		if (!json_is_object(o)) {
+			snprintf(err, errlen, "%s: must be an object of strings",
+			    keys[i]);
 			return -1;
+		}
+		json_object_foreach(o, k, v) {
+			if (!json_is_string(v) || k[0] == '\0' ||
+			    strchr(k, '=') != NULL) {
+				snprintf(err, errlen, "%s.%.100s: names must be "
+				    "non-empty without '=', values strings",
+				    keys[i], k);
+				return -1;
+			}
+			if (i == 1 && json_object_get(json_object_get(s,
+			    "env"), k) != NULL) {
+				snprintf(err, errlen, "secret_env.%.100s: also in "
+				    "env; give it once", k);
+				return -1;
+			}
 		}
 	}
 	return 0;

@@ -413,12 +413,13 @@ spawn_env(struct spawn_plan *p, const struct coord *c, const json_t *spec,
     const char *rundir, const char *adir, const char *gav)
 {
 	const json_t	*env = json_object_get(spec, "env");
+	const json_t	*secret = json_object_get(spec, "secret_env");
 	const char	*k;
 	json_t		*v;
 	size_t		 n = 0;
 
-	if ((p->envp = calloc(8 + json_object_size(env), sizeof(*p->envp))) ==
-	    NULL)
+	if ((p->envp = calloc(8 + json_object_size(env) +
+	    json_object_size(secret), sizeof(*p->envp))) == NULL)
 		return -1;
 	if (spawn_add(p->envp, &n, "PATH=/usr/local/bin:/usr/bin:/bin") != 0 ||
 	    spawn_add(p->envp, &n, "HOME=%s", rundir) != 0 ||
@@ -429,6 +430,10 @@ spawn_env(struct spawn_plan *p, const struct coord *c, const json_t *spec,
 	    spawn_add(p->envp, &n, "NODEE_ARTIFACT=%s", gav) != 0)
 		return -1;
 	json_object_foreach((json_t *)env, k, v)
+		if (spawn_add(p->envp, &n, "%s=%s", k, json_string_value(v) ?
+		    json_string_value(v) : "") != 0)
+			return -1;
+	json_object_foreach((json_t *)secret, k, v)
 		if (spawn_add(p->envp, &n, "%s=%s", k, json_string_value(v) ?
 		    json_string_value(v) : "") != 0)
 			return -1;

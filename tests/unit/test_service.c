@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "prepare.h"
 #include "service.h"
 
 static json_t *
@@ -117,6 +118,36 @@ test_capabilities(void **state)
 }
 
 /* The table in service.c against the kernel's own header. */
+/* secret_env: strings like env, never both, hidden in the shown spec. */
+static void
+test_secret_env(void **state)
+{
+	char	 err[512];
+	json_t	*s, *shown;
+
+	(void)state;
+	s = check("{\"artifact\": \"g:a:1\", \"env\": {\"A\": \"1\"}, "
+	    "\"secret_env\": {\"PW\": \"hunter2\"}}", err, sizeof(err));
+	assert_non_null(s);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    s, "secret_env"), "PW")), "hunter2");
+	shown = prepare_spec_redact(s);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    shown, "secret_env"), "PW")), "(hidden)");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    shown, "env"), "A")), "1");
+	json_decref(shown);
+	json_decref(s);
+	assert_null(check("{\"artifact\": \"g:a:1\", \"env\": {\"A\": "
+	    "\"1\"}, \"secret_env\": {\"A\": \"2\"}}", err, sizeof(err)));
+	assert_non_null(strstr(err, "secret_env.A: also in env"));
+	assert_null(check("{\"artifact\": \"g:a:1\", \"secret_env\": "
+	    "{\"A\": 2}}", err, sizeof(err)));
+	assert_non_null(strstr(err, "secret_env.A"));
+	assert_null(check("{\"artifact\": \"g:a:1\", \"secret_env\": "
+	    "[]}", err, sizeof(err)));
+}
+
 static void
 test_cap_bits(void **state)
 {
@@ -312,6 +343,7 @@ main(void)
 		cmocka_unit_test(test_start),
 		cmocka_unit_test(test_capabilities),
 		cmocka_unit_test(test_cap_bits),
+		cmocka_unit_test(test_secret_env),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
