@@ -70,6 +70,12 @@ static pthread_mutex_t		 http_stop_mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t		 http_stop_cond = PTHREAD_COND_INITIALIZER;
 static int			 http_stopped;
 
+/* What nodee keeps per connection (libmicrohttpd's socket context). */
+struct http_conn {
+	void	*pending;	/* Ulfius's state of the request in flight */
+	int	 upgraded;	/* a WebSocket now: leave its timeout alone */
+};
+
 /* Bodies being streamed to disk, one per connection at most. */
 struct http_upload {
 	struct MHD_Connection	*conn;
@@ -91,6 +97,7 @@ static int	http_read_body(struct http_req *);
 static void	http_route(struct http_req *);
 static const char	*http_route_of(const char *);
 static void	http_actor(const struct http_req *);
+static void	http_upgraded(void);
 static int	http_state_changing(const char *);
 static const char	*http_reason(int);
 static char	*http_read_file(const char *, char *, size_t);
@@ -98,6 +105,9 @@ static void	http_mhd_log(void *, const char *, va_list);
 static void	http_completed(void *, struct MHD_Connection *, void **,
 		    enum MHD_RequestTerminationCode);
 static void	*http_stopper(void *);
+static void	*http_uri_logged(void *, const char *, struct MHD_Connection *);
+static void	 http_connection(void *, struct MHD_Connection *, void **,
+		    enum MHD_ConnectionNotificationCode);
 static enum MHD_Result	http_access(void *, struct MHD_Connection *,
 		    const char *, const char *, const char *, const char *,
 		    size_t *, void **);
@@ -179,7 +189,9 @@ http_start(const struct config *cf, const char *token,
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
 	    (intptr_t)http_completed, NULL };
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_URI_LOG_CALLBACK,
-	    (intptr_t)ulfius_uri_logger, NULL };
+	    (intptr_t)http_uri_logged, NULL };
+	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+	    (intptr_t)http_connection, NULL };
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0,
 	    cf->listen_ipv6 ? (void *)&sin6 : (void *)&sin };
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
@@ -200,11 +212,13 @@ http_start(const struct config *cf, const char *token,
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    HTTP_POOL_BYTES, NULL };
 	/*
-	 * poll(), not epoll: with epoll, libmicrohttpd 0.9.75 keeps a
-	 * connection it gave up on (a request too large for its pool) open
-	 * until the timeout, with no answer, instead of closing it.
+	 * epoll.  (With epoll, libmicrohttpd 0.9.75 leaves a request too
+	 * large for its pool unanswered until the timeout, which is why the
+	 * pool is large and the header timeout short; with poll it closes
+	 * such a connection at once, but a WebSocket's close then takes
+	 * 30 s.)
 	 */
-	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 	    MHD_ALLOW_UPGRADE | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	if (cf->listen_ipv6)
 		flags |= MHD_USE_IPv6;
@@ -547,6 +561,9 @@ http_dispatch(const struct _u_request *u, struct _u_response *res,
 	u_map_put(res->map_header, "Cache-Control", "no-store");
 	http_handle(&r);
 	store_actor_set(NULL);
+	if (res->websocket_handle != NULL && ((struct _websocket_handle *)
+	    res->websocket_handle)->websocket_manager_callback != NULL)
+		http_upgraded();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	metrics_http(r.method, r.route != NULL ? r.route : http_route_of(r.path),
 	    (int)res->status, (double)(t1.tv_sec - t0.tv_sec) +
@@ -784,6 +801,18 @@ http_actor(const struct http_req *r)
 	store_actor_set(&a);
 }
 
+/* The request on this thread became a WebSocket (see http_completed). */
+static void
+http_upgraded(void)
+{
+	const union MHD_ConnectionInfo	*ci;
+
+	if (http_conn_now != NULL && (ci = MHD_get_connection_info(
+	    http_conn_now, MHD_CONNECTION_INFO_SOCKET_CONTEXT)) != NULL &&
+	    ci->socket_context != NULL)
+		((struct http_conn *)ci->socket_context)->upgraded = 1;
+}
+
 /* Did the request come with the token or the console's session? */
 int
 http_authorized(const struct http_req *r)
@@ -934,23 +963,76 @@ http_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_limited(&kinds[i].lim, 10000, LOG_LVL_WARN, "mhd", "%s", line);
 }
 
+/*
+ * Ulfius's per-request state is made when the request line is in (its
+ * URI logger) and freed when the request completes.  libmicrohttpd
+ * 0.9.75 never completes a request whose headers overflow its memory
+ * (it answers 431 and closes): each such request leaked some 86 KB.
+ * So each connection remembers the state of its request in flight
+ * (socket context), and its close frees what completion did not.
+ */
+static void *
+http_uri_logged(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo	*ci;
+	void				*con_cls;
+
+	con_cls = ulfius_uri_logger(cls, uri);
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci != NULL && ci->socket_context != NULL)
+		((struct http_conn *)ci->socket_context)->pending = con_cls;
+	return con_cls;
+}
+
+static void
+http_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_conn	*hc;
+
+	(void)cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = calloc(1, sizeof(struct http_conn));
+		return;
+	}
+	if ((hc = *socket_context) == NULL)
+		return;
+	if (hc->pending != NULL)	/* a request that never completed */
+		mhd_request_completed(&http_inst, c, &hc->pending,
+		    MHD_REQUEST_TERMINATED_WITH_ERROR);
+	free(hc);
+	*socket_context = NULL;
+}
+
 /* The end of a request: nodee's hook, then Ulfius's own bookkeeping. */
 static void
 http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
-	struct http_upload	*h;
+	const union MHD_ConnectionInfo	*ci;
+	struct http_upload		*h;
+	struct http_conn		*hc;
 
 	if ((h = http_upload_find(c, 1)) != NULL) {
 		upload_close(&h->up);
 		free(h);
 	}
-	/* Waiting for the next request: the short timeout again. */
-	(void)MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
-	    http_cf->http_header_timeout_s);
 	if (http_after != NULL)
 		http_after();
 	mhd_request_completed(cls, c, con_cls, toe);
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	hc = ci != NULL ? ci->socket_context : NULL;
+	if (hc != NULL)
+		hc->pending = NULL;
+	/*
+	 * Waiting for the next request: the short timeout again.  Not for
+	 * a WebSocket: libmicrohttpd then keeps its closed connection until
+	 * that timeout.
+	 */
+	if (hc != NULL && !hc->upgraded && toe ==
+	    MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		(void)MHD_set_connection_option(c,
+		    MHD_CONNECTION_OPTION_TIMEOUT, http_cf->http_header_timeout_s);
 }
 
 /*

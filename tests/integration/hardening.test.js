@@ -70,12 +70,14 @@ test('many query parameters: 414 at once; many headers: 431 at once', async () =
   assert.equal(ok.status, 200);
 });
 
-test('a request too large to parse at all is closed at once, not left hanging', async () => {
+test('a request too large to parse at all is closed within the header timeout, not left hanging', async () => {
   const s = await connectFrom('127.0.0.1');
   assert.ok(s);
   const query = Array.from({ length: 8000 }, (_, i) => `a${i}=${i}`).join('&');
   s.write(`GET /api/v1/jobs?${query} HTTP/1.1\r\nHost: 127.0.0.1:${D.port}\r\n\r\n`);
   s.resume();
+  // libmicrohttpd (epoll) gives up on it only at the timeout: the short
+  // one of a request whose headers are not in (2 s here), not 30 s.
   const ms = await closedWithin(s, 5000);
   assert.ok(ms !== null, 'the server closed the connection within 5 s');
 });
