@@ -666,7 +666,7 @@ api_job_delete(struct http_req *r, void *arg)
 		http_problem(r, 409, "%s", err);
 		return;
 	}
-	http_json(r, 202, jobs_get(db, id));
+	api_job_answer(r, 202, jobs_get(db, id));
 }
 
 static int
@@ -770,7 +770,7 @@ api_service_get(struct http_req *r, void *arg)
 /*
  * PUT /api/v1/services/{coordinate}: create or replace from a start spec.
  * An artifact that is not installed is installed first (a job, in the
- * answer as "job"); the service starts when it is ready.
+ * answer as "install_job"); the service starts when it is ready.
  */
 static void
 api_service_put(struct http_req *r, void *arg)

@@ -382,7 +382,7 @@ http_json(struct http_req *r, int status, json_t *body)
 void
 http_problem(struct http_req *r, int status, const char *fmt, ...)
 {
-	char	 detail[1024], *text;
+	char	 detail[1024], instance[1024], *text;
 	json_t	*o;
 	va_list	 ap;
 
@@ -390,9 +390,11 @@ http_problem(struct http_req *r, int status, const char *fmt, ...)
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
 	http_utf8_fix(detail);
+	snprintf(instance, sizeof(instance), "%s", r->path ? r->path : "");
+	http_utf8_fix(instance);
 	o = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank",
 	    "title", http_reason(status), "status", status, "detail", detail,
-	    "instance", r->path ? r->path : "");
+	    "instance", instance);
 	if (o == NULL)	/* what http_utf8_fix lets through, jansson may not */
 		o = json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank",
 		    "title", http_reason(status), "status", status, "detail",
@@ -650,6 +652,8 @@ http_login(struct http_req *r, const char *token, int status)
 	static struct log_limit	refused;
 
 	if (token == NULL || !auth_equal(token, http_token)) {
+		u_map_put(r->res->map_header, "WWW-Authenticate",
+		    "Bearer realm=\"nodee\"");
 		http_problem(r, 401, "the token is wrong: use the URL nodee "
 		    "printed at start-up, or the token in PREFIX/state/token");
 		log_limited(&refused, 10000, LOG_LVL_INFO, "http",
