@@ -354,14 +354,15 @@ prepare_snapshot_check(const struct config *cf, const json_t *s,
 json_t *
 prepare_spec_redact(const json_t *spec)
 {
-	json_t		*r = json_deep_copy(spec), *v, *step, *snap;
+	json_t		*r = json_deep_copy(spec), *v, *step, *snap, *secrets;
 	const char	*k;
 	char		 buf[2048];
 	size_t		 i;
 
-	json_object_foreach(json_object_get(r, "secret_env"), k, v)
-		json_object_set_new(json_object_get(r, "secret_env"), k,
-		    json_string(PREPARE_HIDDEN));
+	secrets = json_object_get(r, "secret_env");
+	json_object_foreach(secrets, k, v) {
+		json_object_set_new(secrets, k, json_string(PREPARE_HIDDEN));
+	}
 	json_object_foreach(json_object_get(r, "credentials"), k, v) {
 		if (json_object_get(v, "secret_access_key") != NULL)
 			json_object_set_new(v, "secret_access_key",
