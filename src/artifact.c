@@ -50,6 +50,10 @@ static int	artifact_install_differs(const json_t *, const char *,
 static enum nd_rc artifact_install_queue(sqlite3 *,
 		    const struct artifact_coord *, const char *, const char *,
 		    const char *, int, json_t **, char *, size_t);
+static enum nd_rc artifact_submit(const struct artifact_coord *,
+		    const char *, const char *, const char *, const char *, int,
+		    json_t **, char *, size_t);
+static enum nd_rc artifact_begin(sqlite3 **, char *, size_t);
 static int	artifact_take_upload(struct job *, const char *,
 		    struct fetch_result *, const char **, char *, size_t);
 static int	artifact_install_run(struct job *, void *, char *, size_t);
@@ -271,30 +275,14 @@ enum nd_rc
 artifact_submit_install(const struct artifact_coord *c, const char *url,
     const char *sha256, json_t **answer, char *err, size_t errlen)
 {
-	sqlite3		*db = store_db();
-	char		 depot_url[CONFIG_URL_MAX + 512];
-	enum nd_rc	 rc;
+	char	depot_url[CONFIG_URL_MAX + 512];
 
 	*answer = NULL;
-	if (db == NULL) {
-		snprintf(err, errlen, "store unavailable");
-		return ND_UNAVAILABLE;
-	}
 	if (url == NULL && artifact_url(artifact_cf, c, depot_url,
 	    sizeof(depot_url), err, errlen) != 0)
 		return ND_INVALID;
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
-	    SQLITE_OK) {
-		snprintf(err, errlen, "store busy: %s", sqlite3_errmsg(db));
-		return ND_UNAVAILABLE;
-	}
-	if (artifact_install_known(db, c, url, sha256, answer, &rc, err,
-	    errlen)) {
-		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-		return rc;
-	}
-	return artifact_install_queue(db, c, url != NULL ? url : depot_url,
-	    sha256, NULL, 1, answer, err, errlen);
+	return artifact_submit(c, url, url != NULL ? url : depot_url, sha256,
+	    NULL, 1, answer, err, errlen);
 }
 
 /*
@@ -307,26 +295,49 @@ enum nd_rc
 artifact_submit_upload(const struct artifact_coord *c, const char *path,
     const char *sha256, int given, json_t **answer, char *err, size_t errlen)
 {
-	sqlite3		*db = store_db();
+	return artifact_submit(c, ARTIFACT_UPLOAD_URL, ARTIFACT_UPLOAD_URL,
+	    sha256, path, given, answer, err, errlen);
+}
+
+/*
+ * The transaction of an install request: what exists answers it when it
+ * is what was asked for (asked: the URL as given, NULL for the depot's),
+ * else a new job that fetches url (or takes the upload).
+ */
+static enum nd_rc
+artifact_submit(const struct artifact_coord *c, const char *asked,
+    const char *url, const char *sha256, const char *upload, int given,
+    json_t **answer, char *err, size_t errlen)
+{
+	sqlite3		*db;
 	enum nd_rc	 rc;
 
 	*answer = NULL;
-	if (db == NULL) {
-		snprintf(err, errlen, "store unavailable");
-		return ND_UNAVAILABLE;
-	}
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
-	    SQLITE_OK) {
-		snprintf(err, errlen, "store busy: %s", sqlite3_errmsg(db));
-		return ND_UNAVAILABLE;
-	}
-	if (artifact_install_known(db, c, ARTIFACT_UPLOAD_URL, sha256, answer,
-	    &rc, err, errlen)) {
+	if ((rc = artifact_begin(&db, err, errlen)) != ND_OK)
+		return rc;
+	if (artifact_install_known(db, c, asked, sha256, answer, &rc, err,
+	    errlen)) {
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 		return rc;
 	}
-	return artifact_install_queue(db, c, ARTIFACT_UPLOAD_URL, sha256,
-	    path, given, answer, err, errlen);
+	return artifact_install_queue(db, c, url, sha256, upload, given,
+	    answer, err, errlen);
+}
+
+/* BEGIN IMMEDIATE on this thread's store: ND_OK, or why not with err. */
+static enum nd_rc
+artifact_begin(sqlite3 **db, char *err, size_t errlen)
+{
+	if ((*db = store_db()) == NULL) {
+		snprintf(err, errlen, "store unavailable");
+		return ND_UNAVAILABLE;
+	}
+	if (sqlite3_exec(*db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "store busy: %s", sqlite3_errmsg(*db));
+		return ND_UNAVAILABLE;
+	}
+	return ND_OK;
 }
 
 /*
@@ -339,20 +350,14 @@ enum nd_rc
 artifact_submit_remove(const struct artifact_coord *c, json_t **answer,
     char *err, size_t errlen)
 {
-	sqlite3		*db = store_db();
+	sqlite3		*db;
 	json_t		*a, *users, *d;
 	int64_t		 id;
+	enum nd_rc	 rc;
 
 	*answer = NULL;
-	if (db == NULL) {
-		snprintf(err, errlen, "store unavailable");
-		return ND_UNAVAILABLE;
-	}
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
-	    SQLITE_OK) {
-		snprintf(err, errlen, "store busy: %s", sqlite3_errmsg(db));
-		return ND_UNAVAILABLE;
-	}
+	if ((rc = artifact_begin(&db, err, errlen)) != ND_OK)
+		return rc;
 	users = artifact_users(db, c);
 	if (json_array_size(users) > 0) {
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);

@@ -156,6 +156,7 @@ static void	cli_meter_show(const struct cli *, struct cli_meter *, uint64_t,
 static int	cli_upload_progress(void *, curl_off_t, curl_off_t, curl_off_t,
 		    curl_off_t);
 static int	cli_upload(struct cli *);
+static int	cli_installed(struct cli *, json_t *);
 static int	cli_follow(struct cli *, const char *,
 		    int (*)(struct cli *, json_t *, void *), void *);
 static int	cli_log_msg(struct cli *, json_t *, void *);
@@ -1017,6 +1018,15 @@ cli_install(struct cli *c)
 	free(body);
 	if (rc != CLI_OK)
 		return rc;
+	return cli_installed(c, doc);
+}
+
+/* An install's answer: a job to wait for, or the artifact already there. */
+static int
+cli_installed(struct cli *c, json_t *doc)
+{
+	int	rc = CLI_OK;
+
 	if (json_object_get(doc, "kind") != NULL)	/* a job */
 		rc = cli_job_answer(c, doc);
 	else if (c->json)
@@ -1077,14 +1087,7 @@ cli_upload(struct cli *c)
 		return rc;
 	}
 	cli_meter_show(c, &m, (uint64_t)st.st_size, (uint64_t)st.st_size, 1);
-	if (json_object_get(doc, "kind") != NULL)	/* a job */
-		rc = cli_job_answer(c, doc);
-	else if (c->json)
-		cli_show(c, doc);
-	else
-		printf("%s is installed\n", c->arg);
-	json_decref(doc);
-	return rc;
+	return cli_installed(c, doc);
 }
 
 static int
