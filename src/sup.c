@@ -130,6 +130,13 @@ struct sup_orphan {
 	char			 cwd[PATH_MAX];
 };
 
+/* A signal a wake-up decided on, sent once its writes are committed. */
+struct sup_signal {
+	pid_t	pid;	/* the process group's leader */
+	int	sig;
+	char	name[256];
+};
+
 /* What a wake-up did: for the latency log and for undoing it. */
 struct sup_wake {
 	uint64_t		 seq;
@@ -140,6 +147,9 @@ struct sup_wake {
 	char			**forgot;	/* coordinates */
 	size_t			 nforgot, capforgot;
 	struct sup_task		*tasks;		/* queued after the commit */
+	struct sup_signal	*signals;	/* sent after the commit */
+	size_t			 nsignals, capsignals;
+	int			 open;		/* between begin and commit */
 };
 
 static const struct config	*sup_cf;
@@ -219,6 +229,7 @@ static int	 sup_drain(struct svc *);
 static void	 sup_snapshot(struct svc *, const char *);
 static void	 sup_exited(struct svc *, int, int);
 static void	 sup_kill(struct svc *, int);
+static void	 sup_signal(const struct sup_signal *);
 static void	 sup_save(struct svc *);
 static void	 sup_insert_row(struct svc *);
 static void	 sup_event(struct svc *, const char *, json_t *);
@@ -1396,14 +1407,41 @@ sup_exited(struct svc *s, int known, int status)
 }
 
 /* To the whole process group (the service called setsid()). */
+/*
+ * In a wake-up, the signal waits for the commit: a stop the store could
+ * not record must not have stopped the process (the API says nothing
+ * changed).
+ */
 static void
 sup_kill(struct svc *s, int sig)
 {
+	struct sup_signal	 k, *n;
+	size_t			 cap;
+
 	if (s->pid <= 0 || sig <= 0)
 		return;
-	if (kill(-s->pid, sig) == -1 && kill(s->pid, sig) == -1 &&
+	k.pid = s->pid;
+	k.sig = sig;
+	snprintf(k.name, sizeof(k.name), "%s", s->c.name);
+	if (sup_w.open && sup_w.nsignals == sup_w.capsignals) {
+		cap = sup_w.capsignals ? sup_w.capsignals * 2 : 16;
+		if ((n = realloc(sup_w.signals, cap * sizeof(*n))) != NULL) {
+			sup_w.signals = n;
+			sup_w.capsignals = cap;
+		}
+	}
+	if (sup_w.open && sup_w.nsignals < sup_w.capsignals)
+		sup_w.signals[sup_w.nsignals++] = k;
+	else
+		sup_signal(&k);
+}
+
+static void
+sup_signal(const struct sup_signal *k)
+{
+	if (kill(-k->pid, k->sig) == -1 && kill(k->pid, k->sig) == -1 &&
 	    errno != ESRCH)
-		log_warn("sup", "%s: kill %d: %s", s->c.name, (int)s->pid,
+		log_warn("sup", "%s: kill %d: %s", k->name, (int)k->pid,
 		    strerror(errno));
 }
 
@@ -2046,6 +2084,8 @@ sup_begin(void)
 	sup_w.failed[0] = '\0';
 	sup_w.cmds = sup_w.exits = sup_w.timers = sup_w.spawns = 0;
 	sup_w.nspawned = 0;
+	sup_w.nsignals = 0;
+	sup_w.open = 1;
 	if (db != NULL && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
 	    NULL) != SQLITE_OK)
 		log_error("sup", "begin: %s", sqlite3_errmsg(db));
@@ -2071,6 +2111,11 @@ sup_commit(void)
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		sup_undo(why);
 	}
+	sup_w.open = 0;
+	/* Stops and drains the store now records (none after an undo). */
+	for (i = 0; i < sup_w.nsignals; i++)
+		sup_signal(&sup_w.signals[i]);
+	sup_w.nsignals = 0;
 	if (sup_svc_listen != NULL)
 		sup_tell_services();
 	/* Slow work for what is now committed (a purge). */
@@ -2120,6 +2165,12 @@ sup_reload(const char *name)
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		sup_load_row(st);
 		if ((s = sup_find(name)) != NULL) {
+			/*
+			 * The spec's settings now, not at the next poll: until
+			 * then the decision table would see zeros (no prepare,
+			 * no restarts, no stop signal).
+			 */
+			sup_params(s);
 			s->recover = 1;
 			sup_poll_due = store_mono_ms() + SUP_POLL_MS;
 		}
@@ -2169,6 +2220,10 @@ sup_undo(const char *why)
 		sup_w.tasks = t->next;
 		free(t);
 	}
+	if (sup_w.nsignals > 0)
+		log_warn("sup", "%zu signals not sent: the change that asked "
+		    "for them could not be recorded", sup_w.nsignals);
+	sup_w.nsignals = 0;
 	names = calloc(sup_nsvcs + sup_w.nforgot + 1, sizeof(*names));
 	for (i = 0; names != NULL && i < sup_w.nforgot; i++)
 		names[n++] = sup_w.forgot[i];
