@@ -463,6 +463,7 @@ api_artifact_upload(struct http_req *r, void *arg)
 	char			 sha[65] = "", err[1024];
 	json_t			*answer;
 	enum nd_rc		 rc;
+	int			 taken;
 
 	(void)arg;
 	if (api_coord(r, &c) != 0)
@@ -505,11 +506,13 @@ api_artifact_upload(struct http_req *r, void *arg)
 	}
 	metrics_add(MC_UPLOAD_BYTES, r->upload->bytes);
 	rc = artifact_submit_upload(&c, r->upload->path, r->upload->hex,
-	    sha[0] != '\0', &answer, err, sizeof(err));
-	if (rc == ND_ACCEPTED) {
+	    sha[0] != '\0', &taken, &answer, err, sizeof(err));
+	/* The same zip already queued: that job has its own copy. */
+	if (taken)
 		upload_keep(r->upload);
+	if (rc == ND_ACCEPTED)
 		api_job_answer(r, api_status(rc), answer);
-	} else if (rc == ND_OK)
+	else if (rc == ND_OK)
 		http_json(r, api_status(rc), answer);
 	else
 		http_problem(r, api_status(rc), "%s", err);

@@ -52,8 +52,9 @@ static enum nd_rc artifact_install_queue(sqlite3 *,
 		    const char *, int, json_t **, char *, size_t);
 static enum nd_rc artifact_submit(const struct artifact_coord *,
 		    const char *, const char *, const char *, const char *, int,
-		    json_t **, char *, size_t);
+		    int *, json_t **, char *, size_t);
 static enum nd_rc artifact_begin(sqlite3 **, char *, size_t);
+static void	artifact_drop_upload(struct job *);
 static int	artifact_take_upload(struct job *, const char *,
 		    struct fetch_result *, const char **, char *, size_t);
 static int	artifact_install_run(struct job *, void *, char *, size_t);
@@ -282,7 +283,7 @@ artifact_submit_install(const struct artifact_coord *c, const char *url,
 	    sizeof(depot_url), err, errlen) != 0)
 		return ND_INVALID;
 	return artifact_submit(c, url, url != NULL ? url : depot_url, sha256,
-	    NULL, 1, answer, err, errlen);
+	    NULL, 1, NULL, answer, err, errlen);
 }
 
 /*
@@ -293,26 +294,30 @@ artifact_submit_install(const struct artifact_coord *c, const char *url,
  */
 enum nd_rc
 artifact_submit_upload(const struct artifact_coord *c, const char *path,
-    const char *sha256, int given, json_t **answer, char *err, size_t errlen)
+    const char *sha256, int given, int *taken, json_t **answer, char *err,
+    size_t errlen)
 {
 	return artifact_submit(c, ARTIFACT_UPLOAD_URL, ARTIFACT_UPLOAD_URL,
-	    sha256, path, given, answer, err, errlen);
+	    sha256, path, given, taken, answer, err, errlen);
 }
 
 /*
  * The transaction of an install request: what exists answers it when it
  * is what was asked for (asked: the URL as given, NULL for the depot's),
- * else a new job that fetches url (or takes the upload).
+ * else a new job that fetches url (or takes the upload: then *taken is
+ * 1 once the job owns the file).
  */
 static enum nd_rc
 artifact_submit(const struct artifact_coord *c, const char *asked,
     const char *url, const char *sha256, const char *upload, int given,
-    json_t **answer, char *err, size_t errlen)
+    int *taken, json_t **answer, char *err, size_t errlen)
 {
 	sqlite3		*db;
 	enum nd_rc	 rc;
 
 	*answer = NULL;
+	if (taken != NULL)
+		*taken = 0;
 	if ((rc = artifact_begin(&db, err, errlen)) != ND_OK)
 		return rc;
 	if (artifact_install_known(db, c, asked, sha256, answer, &rc, err,
@@ -320,8 +325,11 @@ artifact_submit(const struct artifact_coord *c, const char *asked,
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 		return rc;
 	}
-	return artifact_install_queue(db, c, url, sha256, upload, given,
-	    answer, err, errlen);
+	rc = artifact_install_queue(db, c, url, sha256, upload, given, answer,
+	    err, errlen);
+	if (taken != NULL)
+		*taken = rc == ND_ACCEPTED;
+	return rc;
 }
 
 /* BEGIN IMMEDIATE on this thread's store: ND_OK, or why not with err. */
@@ -479,7 +487,7 @@ artifact_install_differs(const json_t *params, const char *url,
 
 /*
  * Queues a new install job and commits the transaction submit began;
- * ND_ACCEPTED with the job, or ND_INTERNAL with err (rolled back).
+ * ND_ACCEPTED with the job, or ND_UNAVAILABLE with err (rolled back).
  */
 static enum nd_rc
 artifact_install_queue(sqlite3 *db, const struct artifact_coord *c,
@@ -519,10 +527,11 @@ artifact_install_queue(sqlite3 *db, const struct artifact_coord *c,
 	*answer = jobs_get(db, id);
 	return ND_ACCEPTED;
 fail:
-	snprintf(err, errlen, "cannot queue the install: %s",
+	/* The store refused the change: nothing was queued (503). */
+	snprintf(err, errlen, "the store could not save the install: %s",
 	    sqlite3_errmsg(db));
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	return ND_INTERNAL;
+	return ND_UNAVAILABLE;
 }
 
 /*
@@ -822,6 +831,28 @@ artifact_remove_run(struct job *j, void *arg, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The zip an upload job was given, if it is still where the API left it:
+ * a job cancelled while queued never took it.  (One that ran moved it
+ * into its own directory, which the job's end removes.)
+ */
+static void
+artifact_drop_upload(struct job *j)
+{
+	json_t		*priv = j->private;
+	const char	*path;
+
+	if (priv == NULL && store_db() != NULL)
+		priv = jobs_private(store_db(), j->id);
+	else
+		json_incref(priv);
+	if ((path = json_string_value(json_object_get(priv, "upload"))) !=
+	    NULL && unlink(path) == 0)
+		log_info("artifact", "job %lld: removed the upload it did not "
+		    "take", (long long)j->id);
+	json_decref(priv);
+}
+
 static void
 artifact_done(struct job *j, void *arg, const char *state, const char *error)
 {
@@ -830,6 +861,8 @@ artifact_done(struct job *j, void *arg, const char *state, const char *error)
 	json_t	*d;
 
 	(void)arg;
+	if (install)
+		artifact_drop_upload(j);
 	d = json_pack("{s:I, s:I}", "job", (json_int_t)j->id, "duration_ms",
 	    (json_int_t)(store_now_ms() - j->started_ms));
 	if (install && strcmp(state, "succeeded") == 0)

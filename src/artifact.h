@@ -46,7 +46,7 @@ json_t	*artifact_users(sqlite3 *, const struct artifact_coord *);
 enum nd_rc artifact_submit_install(const struct artifact_coord *,
 	    const char *, const char *, json_t **, char *, size_t);
 enum nd_rc artifact_submit_upload(const struct artifact_coord *,
-	    const char *, const char *, int, json_t **, char *, size_t);
+	    const char *, const char *, int, int *, json_t **, char *, size_t);
 enum nd_rc artifact_submit_remove(const struct artifact_coord *, json_t **,
 	    char *, size_t);
 

@@ -159,6 +159,9 @@ static int	cli_upload(struct cli *);
 static int	cli_installed(struct cli *, json_t *);
 static int	cli_follow(struct cli *, const char *,
 		    int (*)(struct cli *, json_t *, void *), void *);
+static int	cli_follow_open(struct cli *, const char *, struct wsc *);
+static int	cli_follow_read(struct cli *, struct wsc *,
+		    int (*)(struct cli *, json_t *, void *), void *);
 static int	cli_log_msg(struct cli *, json_t *, void *);
 static int	cli_events(struct cli *);
 static int	cli_event_msg(struct cli *, json_t *, void *);
@@ -1412,29 +1415,52 @@ static int
 cli_follow(struct cli *c, const char *path,
     int (*fn)(struct cli *, json_t *, void *), void *arg)
 {
-	struct wsc	 w;
+	struct wsc	w;
+	int		rc;
+
+	if ((rc = cli_follow_open(c, path, &w)) != CLI_OK)
+		return rc;
+	return cli_follow_read(c, &w, fn, arg);
+}
+
+/* Opens a live stream: CLI_OK, or the status to end with (said why). */
+static int
+cli_follow_open(struct cli *c, const char *path, struct wsc *w)
+{
 	struct cli_buf	 b;
 	long		 status;
+	char		 err[512];
+	int		 rc;
+
+	if (wsc_open(w, c->url, path, c->token, &status, &b.p, err,
+	    sizeof(err)) == 0)
+		return CLI_OK;
+	wsc_close(w);
+	if (status != 0) {
+		b.len = b.p ? strlen(b.p) : 0;
+		rc = cli_problem(status, &b);
+		free(b.p);
+		return rc;
+	}
+	fprintf(stderr, "nodee: cannot follow %s%s: %s\n", c->url, path, err);
+	return CLI_DOWN;
+}
+
+/*
+ * Reads the open stream until it ends: each message goes to fn, which
+ * says whether to go on (CLI_OK) or the status to end with.  A stream
+ * the daemon closes is CLI_DOWN.  Closes w.
+ */
+static int
+cli_follow_read(struct cli *c, struct wsc *w,
+    int (*fn)(struct cli *, json_t *, void *), void *arg)
+{
 	char		 err[512], *text;
 	size_t		 len;
 	json_t		*msg;
-	int		 rc, got;
+	int		 rc = CLI_OK, got;
 
-	if (wsc_open(&w, c->url, path, c->token, &status, &b.p, err,
-	    sizeof(err)) != 0) {
-		wsc_close(&w);
-		if (status != 0) {
-			b.len = b.p ? strlen(b.p) : 0;
-			rc = cli_problem(status, &b);
-			free(b.p);
-			return rc;
-		}
-		fprintf(stderr, "nodee: cannot follow %s%s: %s\n", c->url, path,
-		    err);
-		return CLI_DOWN;
-	}
-	rc = CLI_OK;
-	while (rc == CLI_OK && (got = wsc_read(&w, &text, &len, err,
+	while (rc == CLI_OK && (got = wsc_read(w, &text, &len, err,
 	    sizeof(err))) == 1) {
 		if ((msg = json_loadb(text, len, 0, NULL)) != NULL) {
 			rc = fn(c, msg, arg);
@@ -1443,7 +1469,7 @@ cli_follow(struct cli *c, const char *path,
 		}
 		free(text);
 	}
-	wsc_close(&w);
+	wsc_close(w);
 	if (rc != CLI_OK)
 		return rc;
 	fprintf(stderr, "nodee: the daemon ended the stream%s%s\n",
@@ -1487,6 +1513,7 @@ cli_log_msg(struct cli *c, json_t *msg, void *arg)
 static int
 cli_events(struct cli *c)
 {
+	struct wsc	 w;
 	char		 path[2048];
 	json_t		*doc, *list;
 	json_int_t	 last = 0;
@@ -1498,8 +1525,12 @@ cli_events(struct cli *c)
 	if (c->val[O_N] == NULL)
 		c->val[O_N] = "20";
 	if ((rc = cli_path(c, c->cmd->path, path, sizeof(path))) != CLI_OK ||
-	    (rc = cli_call(c, "GET", path, NULL, &doc)) != CLI_OK)
+	    (rc = cli_follow_open(c, "/api/v1/stream", &w)) != CLI_OK)
 		return rc;
+	if ((rc = cli_call(c, "GET", path, NULL, &doc)) != CLI_OK) {
+		wsc_close(&w);
+		return rc;
+	}
 	list = json_object_get(doc, "events");
 	for (i = json_array_size(list); i > 0; i--) {
 		cli_event_line(c, json_array_get(list, i - 1));
@@ -1510,7 +1541,7 @@ cli_events(struct cli *c)
 	}
 	json_decref(doc);
 	fflush(stdout);
-	return cli_follow(c, "/api/v1/stream", cli_event_msg, &last);
+	return cli_follow_read(c, &w, cli_event_msg, &last);
 }
 
 static int

@@ -97,7 +97,8 @@ wsc_open(struct wsc *w, const char *base, const char *path,
 	}
 	/* The answer's head, then (not 101) its body, for the problem. */
 	for (;;) {
-		if ((end = memmem(w->buf, w->len, "\r\n\r\n", 4)) != NULL)
+		if (w->len > 0 && (end = memmem(w->buf, w->len, "\r\n\r\n",
+		    4)) != NULL)
 			break;
 		if (w->len >= WSC_HEAD_MAX || wsc_fill(w, w->len + 1, err,
 		    errlen) != 0) {
