@@ -7,7 +7,8 @@ PKGS	:= libulfius libmicrohttpd jansson gnutls sqlite3 libcurl libzip libsystemd
 DEB_PKGS := build-essential pkg-config libulfius-dev libmicrohttpd-dev \
 	libjansson-dev libcurl4-gnutls-dev libgnutls28-dev libsqlite3-dev \
 	libzip-dev zip unzip libcmocka-dev sqlite3 curl openssl nodejs npm cppcheck clang-tidy \
-	libzookeeper-mt-dev zookeeper chromium libsystemd-dev python3 man-db groff-base
+	libzookeeper-mt-dev zookeeper chromium libsystemd-dev python3 man-db groff-base \
+	clang libclang-rt-14-dev
 
 # Empty until `make deps` has installed the -dev packages.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -28,15 +29,17 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined -ftrivial-auto-var-init=pattern
 
 MODULES	:= $(filter-out main,$(basename $(notdir $(wildcard src/*.c))))
+FUZZ	:= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 SQL	:= $(sort $(wildcard sql/*.sql))
 ASSETS	:= $(sort $(wildcard assets/*)) doc/openapi.json
 UNIT	:= $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 
 OBJS	 = $(MODULES:%=build/%.o) build/gen/embedded.o
 SAN_OBJS = $(MODULES:%=build/san/%.o) build/san/embedded.o
+FUZZ_OBJS = $(MODULES:%=build/fuzz/%.o) build/fuzz/embedded.o
 
 .PHONY: all run test test-unit test-integration test-browser test-asan lint \
-	clean deps format bench install
+	clean deps format bench install fuzz fuzz-run test-fuzz
 
 all: nodee
 
@@ -72,6 +75,29 @@ build/san/test_%: tests/unit/test_%.c $(SAN_OBJS)
 build/test_%: tests/unit/test_%.c $(OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# The objects again with clang, for libFuzzer (tests/fuzz/fuzz_*.c).
+FUZZ_CFLAGS := -fsanitize=fuzzer-no-link,address,undefined \
+	-fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+build/fuzz/%.o: src/%.c src/*.h | build/gen/embedded.c
+	@mkdir -p build/fuzz
+	clang $(CFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
+
+# clang alone warns that &atomic_ullong is not a uint64_t * (gcc does not).
+build/fuzz/stream.o: FUZZ_CFLAGS += -Wno-incompatible-pointer-types
+
+build/fuzz/embedded.o: build/gen/embedded.c
+	@mkdir -p build/fuzz
+	clang $(CFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
+
+# Kept, though only pattern rules name them.
+.SECONDARY: $(FUZZ_OBJS)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
+	clang $(CFLAGS) -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+		-o $@ $^ $(LDLIBS)
+
 # Installs missing Debian packages; quiet and quick when all are present.
 deps:
 	@sh tools/deps.sh $(DEB_PKGS)
@@ -92,11 +118,26 @@ export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS := suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
 test: deps
-	@$(MAKE) --no-print-directory all lint test-unit test-integration \
-		test-browser test-asan
+	@$(MAKE) --no-print-directory all lint test-unit test-fuzz \
+		test-integration test-browser test-asan
 
 test-unit: $(UNIT:%=build/test_%)
 	@set -e; for t in $^; do echo "== $$t"; ./$$t; done
+
+# Every committed seed and past crash (tests/fuzz/corpus/<target>/) once
+# through its target: a crash, a leak or undefined behaviour fails.
+test-fuzz: $(FUZZ:%=build/fuzz/fuzz_%)
+	@sh tools/fuzz.sh replay $(FUZZ)
+
+# make fuzz [FUZZ_TIME=seconds per target] [FUZZ_TARGETS="coord url"]:
+# new inputs in build/fuzz/corpus/<target>, crashes in build/fuzz/crashes.
+FUZZ_TIME ?= 60
+FUZZ_TARGETS ?= $(FUZZ)
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-run: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	@sh tools/fuzz.sh run $(FUZZ_TIME) $(FUZZ_TARGETS)
 
 test-integration: nodee tests/node_modules/.package-lock.json
 	NODEE_BIN=$(CURDIR)/nodee node --test tests/integration/
@@ -126,12 +167,14 @@ test-asan: build/san/nodee $(UNIT:%=build/san/test_%) \
 # runit on loopback; the registry's latencies against a local ZooKeeper.
 BENCH_PKGS := supervisor runit wrk
 bench: deps tests/node_modules/.package-lock.json
+	node tests/bench/report.js --start
 	@sh tools/deps.sh $(BENCH_PKGS)
 	@$(MAKE) --no-print-directory all
-	node tests/bench/artifacts.js
-	node tests/bench/services.js
-	node tests/bench/registry.js
-	node tests/bench/prepare.js
+	@failed=; for b in artifacts services registry prepare api flood; do \
+		echo "node tests/bench/$$b.js"; \
+		node tests/bench/$$b.js || failed="$$failed $$b"; \
+	done; \
+	node tests/bench/report.js --failed "$$failed"
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the example
 # configuration (kept if there is one), the systemd unit, the man page
@@ -168,7 +211,7 @@ lint:
 	clang-tidy --quiet src/*.c -- $(CFLAGS)
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c
+	clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c
 
 clean:
 	rm -rf build nodee

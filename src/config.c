@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fetch.h"
 
 /* Wider comment lines in conf/nodee.conf are wrapped. */
 #define CONFIG_DOC_WIDTH	76
@@ -556,6 +557,19 @@ config_set_text(const struct config_key *k, const char *value, char *field,
 		    "https:// URL", k->name, value);
 		return -1;
 	}
+	/*
+	 * fetch_s3_url() refuses an endpoint with user information, a query
+	 * or a fragment (keys go apart): refused at start rather than by
+	 * every S3 transfer (found by tests/fuzz/fuzz_config.c).
+	 */
+	if (strcmp(k->name, "s3_endpoint") == 0 &&
+	    strpbrk(value, "@?#") != NULL) {
+		/* Not the value: it may hold a password. */
+		snprintf(err, errlen, "key '%s': an S3 endpoint is http(s)://"
+		    "host[:port][/path], without user information (the keys "
+		    "are set apart), query or fragment", k->name);
+		return -1;
+	}
 	if ((k->type == CT_LABEL || k->type == CT_NAME) &&
 	    config_valid_label(value, k->type == CT_LABEL) != 0) {
 		snprintf(err, errlen, "key '%s': '%s' must be 1 to 63 "
@@ -573,6 +587,12 @@ config_set_text(const struct config_key *k, const char *value, char *field,
 	return 0;
 }
 
+/*
+ * fetch_url_ok() too: a depot its own checks passed ("https://'",
+ * "http://:80") gave artifact URLs that every install then refused
+ * (found by tests/fuzz/fuzz_config.c).  A bad value is refused here, at
+ * start, with where it came from.
+ */
 static int
 config_url_ok(const char *url)
 {
@@ -585,7 +605,8 @@ config_url_ok(const char *url)
 	else
 		return 0;
 	return *host != '\0' && *host != '/' &&
-	    strpbrk(url, " \t\r\n\"<>\\") == NULL;
+	    strpbrk(url, " \t\r\n\"<>\\") == NULL &&
+	    fetch_url_ok(url, NULL, 0);
 }
 
 static const struct config_key *

@@ -29,6 +29,7 @@ static void	test_set_level(void **);
 static void	test_set_listen(void **);
 static void	test_set_listen_bad(void **);
 static void	test_set_string(void **);
+static void	test_set_url(void **);
 static void	test_set_cell(void **);
 static void	test_set_instance(void **);
 static void	test_set_unknown_key(void **);
@@ -72,6 +73,7 @@ main(void)
 		cmocka_unit_test(test_set_listen),
 		cmocka_unit_test(test_set_listen_bad),
 		cmocka_unit_test(test_set_string),
+		cmocka_unit_test(test_set_url),
 		cmocka_unit_test(test_set_cell),
 		cmocka_unit_test(test_set_instance),
 		cmocka_unit_test(test_set_unknown_key),
@@ -358,6 +360,41 @@ test_set_string(void **state)
 	set_ok(&cf, "prefix", big);
 	assert_int_equal(strlen(cf.prefix), sizeof(cf.prefix) - 1);
 	free(big);
+}
+
+/*
+ * A depot or S3 endpoint is refused at start unless fetch.c would take
+ * it: tests/fuzz/fuzz_config.c found ones that every transfer refused.
+ */
+static void
+test_set_url(void **state)
+{
+	static const char	*good[] = { "http://127.0.0.1:9/depot",
+	    "https://depot.example/a/", "http://[::1]:8080" };
+	static const char	*bad[] = { "https://'", "http://:80/x",
+	    "http://[::1", "ftp://depot.example/", "http://a b/",
+	    "depot.example" };
+	/* Keys go apart from an S3 endpoint, never in it. */
+	static const char	*endpoint_bad[] = { "http://u:p@h:9000/",
+	    "http://h/?x", "http://wo#rkers1" };
+	struct config		 cf;
+	size_t			 i;
+
+	(void)state;
+	config_defaults(&cf);
+	for (i = 0; i < nitems(good); i++) {
+		set_ok(&cf, "depot", good[i]);
+		set_ok(&cf, "depot.com.example", good[i]);
+		set_ok(&cf, "s3_endpoint", good[i]);
+	}
+	set_ok(&cf, "depot", "https://u:p@depot.example/a/");
+	set_ok(&cf, "depot", good[nitems(good) - 1]);
+	set_bad_list(&cf, "depot", bad, nitems(bad));
+	set_bad_list(&cf, "depot.com.example", bad, nitems(bad));
+	set_bad_list(&cf, "s3_endpoint", bad, nitems(bad));
+	set_bad_list(&cf, "s3_endpoint", endpoint_bad, nitems(endpoint_bad));
+	assert_string_equal(cf.depot, "http://[::1]:8080");
+	assert_string_equal(cf.s3_endpoint, "http://[::1]:8080");
 }
 
 static void
