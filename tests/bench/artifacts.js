@@ -12,6 +12,7 @@ const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const { startNodee, tmpdir, sleep } = require('../integration/lib');
+const { writeRows } = require('./report');
 
 const RUNS = Number(process.env.BENCH_RUNS || 3);
 
@@ -133,6 +134,10 @@ async function main() {
       + `${r.nodee.toFixed(3).padStart(9)} ${(r.nodee / r.base).toFixed(2).padStart(16)}`);
   }
   console.log(`cores: ${os.cpus().length}; 1-min load during the run: ${Math.min(...loads).toFixed(2)}-${Math.max(...loads).toFixed(2)}`);
+  writeRows('artifacts', rows.map((r) => ({
+    measure: `install ${r.what} (${(r.size / 1048576).toFixed(1)} MB zip), median of ${RUNS}`,
+    value: r.nodee, unit: 's', baseline: 'curl -o + unzip -q', baseline_value: r.base,
+  })));
 }
 
 main().catch((e) => {

@@ -29,6 +29,7 @@ const { startNodee, tmpdir, sleep } = require('../integration/lib');
 const { Depot } = require('../integration/depot');
 const { makeZip } = require('../integration/zipper');
 const { startS3 } = require('../integration/s3');
+const { writeRows } = require('./report');
 
 const RUNS = Number(process.env.BENCH_RUNS || 3);
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || 'warn';
@@ -436,6 +437,14 @@ async function main() {
       + `  rest of PUT to running ${m(c.restN, (x) => x.total - x.job - x.queued).toFixed(3)}`);
   }
   console.log(`cores: ${os.cpus().length}; 1-min load during the run: ${Math.min(...loads).toFixed(2)}-${Math.max(...loads).toFixed(2)}`);
+  writeRows('prepare', cases.flatMap((c) => [
+    { measure: `snapshot ${c.what}, median of ${RUNS}`, value: m(c.snapN, (x) => x.total), unit: 's',
+      baseline: 'zip -r -1 + sha256sum + curl -T', baseline_value: m(c.snapB, (x) => x.total) },
+    { measure: `restore ${c.what}: PUT to running, median of ${RUNS}`, value: m(c.restN, (x) => x.total), unit: 's',
+      baseline: 'curl -o + unzip -q', baseline_value: m(c.restB, (x) => x.total) },
+    { measure: `restore ${c.what}: the prepare job alone, median of ${RUNS}`, value: m(c.restN, (x) => x.job), unit: 's',
+      baseline: 'curl -o + unzip -q', baseline_value: m(c.restB, (x) => x.total) },
+  ]));
   if (LOG_LEVEL === 'debug' && d) {
     console.log('\ndaemon log:');
     console.log(d.stderr.split('\n').filter((l) => !/ http: /.test(l)).join('\n'));

@@ -23,6 +23,7 @@ const { startNodee, tmpdir, sleep } = require('../integration/lib');
 const { makeZip } = require('../integration/zipper');
 const { Depot } = require('../integration/depot');
 const { startZooKeeper, zkExpire, ZkWatch } = require('../integration/zk');
+const { writeRows } = require('./report');
 
 const CHANGES = Number(process.env.BENCH_CHANGES || 200);
 const EXPIRIES = Number(process.env.BENCH_EXPIRIES || 20);
@@ -133,6 +134,18 @@ async function main() {
     console.log('  (the second includes the daemon noticing the expiry: at once when the server drops its');
     console.log(`   connection, or after its ping times out, 2/3 of the session timeout, when it does not)`);
     console.log(`cores: ${os.cpus().length}; 1-min load at the end: ${os.loadavg()[0].toFixed(2)}`);
+    const chg = `state change -> node data seen by a watcher (${CHANGES})`;
+    const exp = `forced expiry (${EXPIRIES}): new session up -> node created`;
+    const back = `forced expiry (${EXPIRIES}): old session closed -> node seen again`;
+    writeRows('registry', [
+      { measure: `${chg}, p50`, value: pct(lat, 50), unit: 'ms' },
+      { measure: `${chg}, p99`, value: pct(lat, 99), unit: 'ms', goal: '<= 50' },
+      { measure: `${chg}, max`, value: Math.max(...lat), unit: 'ms' },
+      { measure: `${exp}, p50`, value: pct(sessionUp, 50), unit: 'ms', goal: '<= 1000' },
+      { measure: `${exp}, max`, value: Math.max(...sessionUp), unit: 'ms', goal: '<= 1000' },
+      { measure: `${back}, p50`, value: pct(closeToNode, 50), unit: 'ms' },
+      { measure: `${back}, max`, value: Math.max(...closeToNode), unit: 'ms' },
+    ]);
 
     r = await d.req({ method: 'DELETE', path: `/api/v1/services/${COORD}` });
     if (r.status >= 300) throw new Error(r.text);

@@ -6,7 +6,7 @@
 //   2. BENCH_SERVICES (1000) supervised services: time to start them all,
 //      the supervisor's RSS (and PSS) and its CPU while idle for
 //      BENCH_IDLE_S seconds;
-//   3. with those services under nodee: wrk -t2 -c64 -d10s against
+//   3. with those services under nodee: wrk -t2 -c32 -d10s against
 //      GET /api/v1/services/{one} and GET /api/v1/services.
 //
 // Detection is the same for all three supervisors: tiny.c (compiled here
@@ -30,6 +30,7 @@ const {
 } = require('../integration/lib');
 const { Depot } = require('../integration/depot');
 const { makeZip } = require('../integration/zipper');
+const { writeRows } = require('./report');
 
 const CRASHES = Number(process.env.BENCH_CRASHES || 200);
 const N = Number(process.env.BENCH_SERVICES || 1000);
@@ -361,7 +362,7 @@ async function waitJob(d, id) {
 // the latency figures (counting them as socket timeouts), which would hide
 // the tail of a slow endpoint.
 async function wrk(url, token) {
-  const { stdout } = await run('wrk', ['-t2', '-c64', `-d${WRK_S}s`, '--latency', '--timeout', '10s',
+  const { stdout } = await run('wrk', ['-t2', '-c32', `-d${WRK_S}s`, '--latency', '--timeout', '10s',
     '-H', `Authorization: Bearer ${token}`, url], { maxBuffer: 1 << 20 });
   const unit = (v, u) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[u] ?? NaN);
   const p99 = stdout.match(/^\s*99%\s+([\d.]+)(us|ms|s)\s*$/m);
@@ -641,7 +642,7 @@ async function main() {
       rss.push([`nodee after ${IDLE_S} s idle`, statusKb(d.pid, 'VmRSS') / 1024]);
       console.log(`  nodee: RSS ${res.nodee.mem.rss.toFixed(1)} MB, idle ${res.nodee.idle.pct.toFixed(3)} % of a core`);
 
-      console.log(`3. wrk -t2 -c64 -d${WRK_S}s --latency against nodee with ${N} services`);
+      console.log(`3. wrk -t2 -c32 -d${WRK_S}s --latency against nodee with ${N} services`);
       const base = `http://127.0.0.1:${d.port}/api/v1/services`;
       const one = coords[Math.floor(N / 2)];
       res.nodee.wrkOne = await wrk(`${base}/${one}`, d.token);
@@ -833,6 +834,24 @@ function print(res, rss, loads, version, tStart) {
     ['  same from utime+stime ticks, %', n.idle?.pctTicks, s.idle?.pctTicks, r.idle?.pctTicks, '', 3],
     [`stop/delete ${N} services, s`, n.deleteAll, s.stopAll, r.stopAll, '', 2],
   ];
+  // One row per measure and baseline; the label without its unit.
+  const json = [];
+  for (const [label, a, b, c, goal] of rows) {
+    const m = label.trim().match(/^(.*?),? (ms|s|MB|% of a core|%)( \(\d+\))?$/);
+    const measure = m[1].replace(/^same from/, `idle CPU over ${IDLE_S} s, from`) + (m[3] || '');
+    const unit = m[2] === '%' ? '% of a core' : m[2];
+    json.push({ measure, value: a, unit, baseline: 'supervisord', baseline_value: b, goal });
+    json.push({ measure, value: a, unit, baseline: 'runit', baseline_value: c, goal });
+  }
+  for (const [label, w, goals] of [
+    ['GET /api/v1/services/{coordinate}', n.wrkOne, ['>= 20000', '<= 5']],
+    ['GET /api/v1/services', n.wrkList, ['>= 300', '']],
+  ]) {
+    if (!w) continue;
+    json.push({ measure: `${label}, wrk -c32, req/s`, value: w.rps, unit: 'req/s', goal: goals[0] });
+    json.push({ measure: `${label}, wrk -c32, p99`, value: w.p99, unit: 'ms', goal: goals[1] });
+  }
+  writeRows('services', json);
   console.log('');
   console.log(`services: nodee (${version.nodee}) against supervisord (${version.supervisord}) and runit (${version.runit}: `
     + 'runsvdir + one runsv per service)');
@@ -843,7 +862,7 @@ function print(res, rss, loads, version, tStart) {
       + `${ratio(a, b).padStart(11)}${ratio(a, c).padStart(9)}${goal.padStart(10)}`);
   }
   console.log('');
-  console.log(`nodee API with ${N} services, wrk ${version.wrk} -t2 -c64 -d${WRK_S}s --latency --timeout 10s (on the same 2 cores as nodee)`);
+  console.log(`nodee API with ${N} services, wrk ${version.wrk} -t2 -c32 -d${WRK_S}s --latency --timeout 10s (on the same 2 cores as nodee)`);
   console.log(`${'request'.padEnd(40)}${'req/s'.padStart(10)}${'p99 ms'.padStart(10)}${'requests'.padStart(10)}${'errors'.padStart(9)}${'goal'.padStart(26)}`);
   for (const [label, w, goal] of [
     ['GET /api/v1/services/{coordinate}', n.wrkOne, '>= 20000/s, p99 <= 5 ms'],
