@@ -82,7 +82,8 @@ static const struct config_key config_keys[] = {
 	    "HTTP worker threads (a libmicrohttpd thread pool)" },
 	{ "http_max_connections", CT_UINT, F(http_max_connections), 16,
 	    100000, "1000", NULL, "HTTP connections open at once; past it "
-	    "new ones are closed at once" },
+	    "new ones are closed at once, except 16 more kept for 127.0.0.1 "
+	    "and ::1" },
 	{ "http_max_per_ip", CT_UINT, F(http_max_per_ip), 1, 100000, "64",
 	    NULL, "HTTP connections open at once from one client address, so "
 	    "that one address cannot take them all" },

@@ -53,6 +53,12 @@
  */
 #define HTTP_POOL_BYTES	(128 * 1024)
 #define HTTP_MAX_QUERY	64	/* query parameters; more is 414 */
+/*
+ * Connections past http_max_connections that only 127.0.0.1 and ::1 may
+ * take: when others hold them all (a flood), the operator on the machine
+ * and the console through an SSH tunnel still get in.
+ */
+#define HTTP_LOOPBACK_RESERVE	16
 #define HTTP_MAX_HEADERS	64	/* headers; more is 431 */
 
 static struct _u_instance	 http_inst;
@@ -85,6 +91,7 @@ struct http_upload {
 static MHD_AccessHandlerCallback	 http_ulfius_handler;
 static pthread_mutex_t		 http_uploads_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct http_upload	*http_uploads;
+static atomic_int		 http_open;	/* connections */
 static __thread struct upload	*http_upload_now;
 static __thread struct MHD_Connection	*http_conn_now;
 
@@ -111,6 +118,8 @@ static void	 http_connection(void *, struct MHD_Connection *, void **,
 static enum MHD_Result	http_access(void *, struct MHD_Connection *,
 		    const char *, const char *, const char *, const char *,
 		    size_t *, void **);
+static enum MHD_Result	http_accept(void *, const struct sockaddr *,
+		    socklen_t);
 static struct http_upload	*http_upload_find(struct MHD_Connection *,
 		    int);
 static int	http_upload_route(const char *, const char *);
@@ -206,7 +215,7 @@ http_start(const struct config *cf, const char *token,
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
 	    cf->http_header_timeout_s, NULL };
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
-	    cf->http_max_connections, NULL };
+	    cf->http_max_connections + HTTP_LOOPBACK_RESERVE, NULL };
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 	    cf->http_max_per_ip, NULL };
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -261,11 +270,37 @@ MHD_start_daemon(unsigned int flags, uint16_t port,
 	if (dh_cls == &http_inst) {
 		http_ulfius_handler = dh;
 		dh = http_access;
+		if (apc == NULL)
+			apc = http_accept;
 	}
 	va_start(ap, dh_cls);
 	d = MHD_start_daemon_va(flags, port, apc, apc_cls, dh, dh_cls, ap);
 	va_end(ap);
 	return d;
+}
+
+/* The last HTTP_LOOPBACK_RESERVE connections are for loopback only. */
+static enum MHD_Result
+http_accept(void *cls, const struct sockaddr *sa, socklen_t len)
+{
+	static const unsigned char	 v6lo[16] = { [15] = 1 };
+	static struct log_limit		 refused;
+
+	(void)cls;
+	if (atomic_load(&http_open) < (int)http_cf->http_max_connections)
+		return MHD_YES;
+	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in) &&
+	    ((const struct sockaddr_in *)sa)->sin_addr.s_addr ==
+	    htonl(INADDR_LOOPBACK))
+		return MHD_YES;
+	if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6) &&
+	    memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, v6lo, 16) ==
+	    0)
+		return MHD_YES;
+	log_limited(&refused, 10000, LOG_LVL_WARN, "http", "%d connections "
+	    "(http_max_connections): a new one refused", atomic_load(
+	    &http_open));
+	return MHD_NO;
 }
 
 /* Did the server start with http_access in front?  Uploads need it. */
@@ -1005,9 +1040,11 @@ http_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 
 	(void)cls;
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		atomic_fetch_add(&http_open, 1);
 		*socket_context = calloc(1, sizeof(struct http_conn));
 		return;
 	}
+	atomic_fetch_sub(&http_open, 1);
 	if ((hc = *socket_context) == NULL)
 		return;
 	if (hc->pending != NULL)	/* a request that never completed */

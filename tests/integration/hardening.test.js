@@ -156,3 +156,32 @@ test('a burst of aborted requests: the API answers at once afterwards, and the l
   const after = D.stderr.split('\n').filter((l) => / mhd: /.test(l)).length;
   assert.ok(after - before <= 10, `${after - before} mhd log lines for 400 aborted requests`);
 });
+
+test('when other addresses hold every connection, 127.0.0.1 still gets in (the loopback reserve)', async () => {
+  const E = await startNodee({
+    env: { NODEE_HTTP_MAX_CONNECTIONS: '16', NODEE_HTTP_MAX_PER_IP: '10', NODEE_HTTP_HEADER_TIMEOUT_S: '30' },
+  });
+  const flood = [];
+  try {
+    for (const from of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) {
+      for (let i = 0; i < 10; i++) {
+        const s = await new Promise((resolve) => {
+          const c = net.connect({ host: '127.0.0.1', port: E.port, localAddress: from });
+          c.on('error', () => resolve(null));
+          c.on('connect', () => { c.write('G'); resolve(c); });
+        });
+        if (s) { s.on('error', () => {}); flood.push(s); }
+      }
+    }
+    await sleep(500);
+    const open = flood.filter((s) => !s.destroyed).length;
+    assert.ok(open <= 16, `${open} flood connections kept (http_max_connections 16)`);
+    for (let i = 0; i < 5; i++) {
+      const r = await request(E.port, { path: '/healthz' });
+      assert.equal(r.status, 200);
+    }
+  } finally {
+    for (const s of flood) s.destroy();
+    await stopClean(E);
+  }
+});
