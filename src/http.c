@@ -112,6 +112,8 @@ static void	http_mhd_log(void *, const char *, va_list);
 static void	http_completed(void *, struct MHD_Connection *, void **,
 		    enum MHD_RequestTerminationCode);
 static void	*http_stopper(void *);
+static unsigned	 http_options(const struct config *, void *,
+		    struct MHD_OptionItem *);
 static void	*http_uri_logged(void *, const char *, struct MHD_Connection *);
 static void	 http_connection(void *, struct MHD_Connection *, void **,
 		    enum MHD_ConnectionNotificationCode);
@@ -138,7 +140,7 @@ http_start(const struct config *cf, const char *token,
 	static struct sockaddr_in6	 sin6;
 	struct MHD_OptionItem		 ops[16];
 	unsigned			 flags;
-	int				 n = 0, rc;
+	int				 rc;
 
 	http_cf = cf;
 	http_routes = routes;
@@ -193,6 +195,34 @@ http_start(const struct config *cf, const char *token,
 	    http_dispatch, NULL);
 	ulfius_set_default_endpoint(&http_inst, http_dispatch, NULL);
 
+	flags = http_options(cf, cf->listen_ipv6 ? (void *)&sin6 :
+	    (void *)&sin, ops);
+
+	if (ulfius_start_framework_with_mhd_options(&http_inst, flags,
+	    ops) != U_OK) {
+		snprintf(err, errlen, "cannot listen on %s: %s (is another "
+		    "server using the port?)", cf->listen,
+		    errno ? strerror(errno) : "see the log above");
+		ulfius_clean_instance(&http_inst);
+		return -1;
+	}
+	http_running = 1;
+	log_info("http", "listening on %s://%s", http_tls_cert ? "https" :
+	    "http", cf->listen);
+	return 0;
+}
+
+/*
+ * libmicrohttpd's options (ops: room for 16, MHD_OPTION_END last) and
+ * flags for listening on addr: nodee's callbacks, the thread pool, the
+ * timeouts and limits, TLS.
+ */
+static unsigned
+http_options(const struct config *cf, void *addr, struct MHD_OptionItem *ops)
+{
+	unsigned	flags;
+	int		n = 0;
+
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER,
 	    (intptr_t)http_mhd_log, NULL };
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
@@ -202,7 +232,7 @@ http_start(const struct config *cf, const char *token,
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
 	    (intptr_t)http_connection, NULL };
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0,
-	    cf->listen_ipv6 ? (void *)&sin6 : (void *)&sin };
+	    addr };
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
 	    cf->http_threads, NULL };
 	/*
@@ -239,19 +269,7 @@ http_start(const struct config *cf, const char *token,
 		    0, http_tls_cert };
 	}
 	ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
-
-	if (ulfius_start_framework_with_mhd_options(&http_inst, flags,
-	    ops) != U_OK) {
-		snprintf(err, errlen, "cannot listen on %s: %s (is another "
-		    "server using the port?)", cf->listen,
-		    errno ? strerror(errno) : "see the log above");
-		ulfius_clean_instance(&http_inst);
-		return -1;
-	}
-	http_running = 1;
-	log_info("http", "listening on %s://%s", http_tls_cert ? "https" :
-	    "http", cf->listen);
-	return 0;
+	return flags;
 }
 
 /*
